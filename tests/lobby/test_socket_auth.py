@@ -1,0 +1,78 @@
+"""Who may open /ws/v1/events: a token holder, or a browser session from one of our pages."""
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from config.asgi import application
+from lobby.realtime import player_push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _user(name="player"):
+    return get_user_model().objects.create_user(username=name, password="x" * 12)
+
+
+async def _connect(headers):
+    communicator = WebsocketCommunicator(application, "/ws/v1/events", headers=headers)
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+def _session_cookie(user):
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.asyncio
+async def test_token_header_opens_the_socket_and_pushes_arrive():
+    from asgiref.sync import sync_to_async
+
+    user = await sync_to_async(_user)()
+    key = (await sync_to_async(Token.objects.create)(user=user)).key
+    communicator, connected = await _connect([(b"authorization", f"Token {key}".encode())])
+    assert connected
+    await sync_to_async(player_push)(user_id=user.pk, message={"type": "hello"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "hello"}
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("header", [b"Token nope", b"Bearer abc", b"Token ", b"garbage"])
+async def test_bad_token_header_is_refused(header):
+    _, connected = await _connect([(b"authorization", header)])
+    assert not connected
+
+
+@pytest.mark.asyncio
+async def test_no_credentials_is_refused():
+    _, connected = await _connect([])
+    assert not connected
+
+
+@pytest.mark.asyncio
+async def test_session_cookie_from_our_origin_opens_the_socket():
+    from asgiref.sync import sync_to_async
+
+    cookie = await sync_to_async(_session_cookie)(await sync_to_async(_user)())
+    headers = [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://localhost:8000")]
+    communicator, connected = await _connect(headers)
+    assert connected
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("origin", [b"https://evil.example", None])
+async def test_session_cookie_from_a_foreign_or_missing_origin_is_refused(origin):
+    from asgiref.sync import sync_to_async
+
+    cookie = await sync_to_async(_session_cookie)(await sync_to_async(_user)())
+    headers = [(b"cookie", f"sessionid={cookie}".encode())]
+    if origin:
+        headers.append((b"origin", origin))
+    _, connected = await _connect(headers)
+    assert not connected
