@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -36,8 +35,6 @@ class Command(BaseCommand):
         port = port or _port_from_env()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        # Every child carries this marker, so tests (and operators) can find strays by it.
-        env.setdefault("RUNSTACK_ID", uuid.uuid4().hex)
         python = sys.executable
         manage = [python, str(settings.BASE_DIR / "manage.py")]
         supervisor = Supervisor(env)
@@ -72,6 +69,11 @@ class Command(BaseCommand):
                 )
                 started(emulator, LOOPBACK, emulator_port, f"port {emulator_port}")
                 env["EDGEGAP_API_URL"] = f"http://{LOOPBACK}:{emulator_port}"
+
+            # Relay webhooks come back to this web server (a hint to poll at once).
+            env.setdefault(
+                "PUBLIC_URL", f"http://{LOOPBACK if host in ('0.0.0.0', '::') else host}:{port}"
+            )
 
             if not stopping:
                 migrate = supervisor.start("migrate", [*manage, "migrate", "--noinput"])
