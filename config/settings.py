@@ -9,6 +9,7 @@ always provides one, starting an embedded Redis when none is configured.
 """
 
 import contextlib
+import os
 from pathlib import Path
 
 import environ
@@ -152,8 +153,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that processes started by the tests (uvicorn, Celery) share it.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file, not :memory:, so that processes started by the tests (uvicorn, Celery) share it;
+    # one per test run, so that two runs side by side do not delete each other's.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 10, "timeout": 10}
 
@@ -193,7 +195,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Edgegap ---------------------------------------------------------------------------------
@@ -203,6 +204,17 @@ EDGEGAP_API_URL = _read("EDGEGAP_API_URL", lambda raw: _url(raw, ("http", "https
 EDGEGAP_API_TOKEN = _secret_from_file("EDGEGAP_API_TOKEN") or EMULATOR_DEV_TOKEN
 EDGEGAP_TIMEOUT = _read("EDGEGAP_TIMEOUT", _positive_float, 10.0)
 RELAY_READY_TIMEOUT = _read("RELAY_READY_TIMEOUT", _positive_float, 60.0)
+# An Edgegap session that no live session of ours owns is deleted once it has been seen unowned
+# for this long (a create whose answer is not stored yet must not be deleted under it).
+RELAY_ORPHAN_GRACE = _read("RELAY_ORPHAN_GRACE", _positive_float, 120.0)
+RELAY_RECONCILE_INTERVAL = _read("RELAY_RECONCILE_INTERVAL", _positive_float, 60.0)
+# This service's own public base URL (e.g. https://lobby.example.com). When set, relay sessions
+# are created with a per-session webhook URL under it.
+PUBLIC_URL = _read("PUBLIC_URL", lambda raw: _url(raw, ("http", "https")).rstrip("/"), None)
+
+CELERY_BEAT_SCHEDULE = {
+    "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
+}
 
 # --- REST framework --------------------------------------------------------------------------
 

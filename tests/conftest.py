@@ -26,3 +26,31 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     )
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+def worker_tasks(live_stack, settings):
+    """Tasks queued by the test process go through the broker to the live worker.
+
+    The test process also takes the live processes' relay settings, so that what it computes
+    (deadlines, webhook URLs) matches what the worker does.
+    """
+    previous = celery_app.conf.task_always_eager, celery_app.conf.broker_url
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_url = live_stack.redis_url
+    _forget_broker_connections()
+    settings.EDGEGAP_API_URL = live_stack.env["EDGEGAP_API_URL"]
+    settings.EDGEGAP_API_TOKEN = live_stack.env["EDGEGAP_API_TOKEN"]
+    settings.EDGEGAP_TIMEOUT = float(live_stack.env["EDGEGAP_TIMEOUT"])
+    settings.PUBLIC_URL = live_stack.env["PUBLIC_URL"]
+    live_stack.emulator_reset()
+    yield live_stack
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = previous
+    _forget_broker_connections()
+
+
+def _forget_broker_connections():
+    # Celery caches its connection and producer pools on first use, keyed to the broker URL of
+    # that moment: drop them so the next send connects to the broker now configured.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None

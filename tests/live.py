@@ -22,6 +22,26 @@ from celery.exceptions import AlwaysEagerIgnored
 from config.stack import Supervisor, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_TOKEN = "live-test-token"  # a token of the tests' own: the emulator accepts only it
+EMULATOR_KNOBS = {
+    "ready_delay": 0.3,
+    "validation_delay": 0.2,
+    "rate_429": 0.0,
+    "retry_after": 1,
+    "rate_5xx": 0.0,
+    "slow": 0.0,
+    "never_ready": False,
+    "error_state": None,
+    "page_size": 10,
+    "revoke_answers": "204",
+}
+# The relay settings of the processes under test: quick to give up, so fault tests stay short.
+LIVE_RELAY_ENV = {
+    "EDGEGAP_API_TOKEN": EMULATOR_TOKEN,
+    "EDGEGAP_TIMEOUT": "1",
+    "RELAY_ORPHAN_GRACE": "1",
+    "RELAY_RECONCILE_INTERVAL": "3600",  # the tests run reconciliation themselves
+}
 
 
 def database_url(settings_dict) -> str:
@@ -44,6 +64,7 @@ class LiveStack:
     base_url: str
     ws_url: str
     redis_url: str
+    emulator_url: str
     log_path: Path
     supervisor: Supervisor
     env: dict = field(repr=False, default_factory=dict)
@@ -57,6 +78,30 @@ class LiveStack:
             warnings.simplefilter("ignore", AlwaysEagerIgnored)
             with app.connection_for_write(self.redis_url) as connection:
                 app.send_task(task_name, args=args, connection=connection)
+
+    def emulator_config(self, **knobs) -> dict:
+        """Change the emulator's fault knobs (POST /_emulator/config)."""
+        response = requests.post(
+            f"{self.emulator_url}/_emulator/config", json=knobs, headers=self._auth, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def emulator_reset(self) -> None:
+        """No sessions, and the knobs the live stack starts the emulator with."""
+        url = f"{self.emulator_url}/_emulator/reset"
+        requests.post(url, headers=self._auth, timeout=10).raise_for_status()
+        self.emulator_config(**EMULATOR_KNOBS)
+
+    def edgegap(self):
+        """A client of the emulator, as the worker has: to look at Edgegap's side of things."""
+        from relays.client import EdgegapClient
+
+        return EdgegapClient(self.emulator_url, EMULATOR_TOKEN, timeout=10)
+
+    @property
+    def _auth(self):
+        return {"Authorization": f"token {EMULATOR_TOKEN}"}
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -93,6 +138,19 @@ def start_live_stack(*, db_url: str, redis_url: str | None, workdir: Path, extra
         env["REDIS_URL"] = redis_url
         port = free_port()
         python = sys.executable
+        emulator_port = free_port()
+        emulator = supervisor.start(
+            "emulator",
+            [python, "manage.py", "relay_emulator", "--port", str(emulator_port),
+             "--token", EMULATOR_TOKEN],
+        )  # fmt: skip
+        if not wait_for_port("127.0.0.1", emulator_port, 30, alive=lambda: emulator.running):
+            raise RuntimeError("the relay emulator did not start")
+        env.update(
+            LIVE_RELAY_ENV,
+            EDGEGAP_API_URL=f"http://127.0.0.1:{emulator_port}",
+            PUBLIC_URL=f"http://127.0.0.1:{port}",
+        )
         worker = supervisor.start(
             "worker",
             [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
@@ -107,6 +165,7 @@ def start_live_stack(*, db_url: str, redis_url: str | None, workdir: Path, extra
             base_url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}",
             redis_url=redis_url,
+            emulator_url=env["EDGEGAP_API_URL"],
             log_path=log_path,
             supervisor=supervisor,
             env=env,
