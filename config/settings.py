@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "config",
     "relays",
@@ -212,8 +213,18 @@ RELAY_RECONCILE_INTERVAL = _read("RELAY_RECONCILE_INTERVAL", _positive_float, 60
 # are created with a per-session webhook URL under it.
 PUBLIC_URL = _read("PUBLIC_URL", lambda raw: _url(raw, ("http", "https")).rstrip("/"), None)
 
+# --- Lobbies ---------------------------------------------------------------------------------
+
+LOBBY_MAX_PLAYERS = _read("LOBBY_MAX_PLAYERS", int, 64)
+# A lobby none of whose members has been seen (an API call, an open socket) for this long is
+# closed, and its relay session deleted.
+LOBBY_ABANDON_AFTER = _read("LOBBY_ABANDON_AFTER", _positive_float, 900.0)
+EVENT_RETENTION = _read("EVENT_RETENTION", _positive_float, 86400.0)  # seconds
+
 CELERY_BEAT_SCHEDULE = {
     "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
+    "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
+    "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
 }
 
 # --- REST framework --------------------------------------------------------------------------
@@ -223,14 +234,31 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["lobby.permissions.IsPlayer"],
+    "DEFAULT_THROTTLE_CLASSES": ["lobby.throttles.PlayerThrottle", "lobby.throttles.IpThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "player": _read("THROTTLE_PLAYER", str, "300/min"),
+        "ip": _read("THROTTLE_IP", str, "600/min"),
+        "guest": _read("THROTTLE_GUEST", str, "20/hour"),
+        "join_code": _read("THROTTLE_JOIN_CODE", str, "30/min"),
+    },
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "lobby.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Relay lobby API",
+    "DESCRIPTION": "Lobbies, matchmaking and Edgegap relay assignments for P2P games.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from this host: the docs page works without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# Lobby payloads are small; a client cannot make the server buffer more than this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # --- The rest --------------------------------------------------------------------------------
 

@@ -8,7 +8,12 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("", include("relays.urls")),
+    path("api/v1/", include("lobby.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("relays.urls")),
 ]
+
+# API clients get errors in the API's JSON shape, pages get Django's.
+handler404 = "config.errors.handler404"
+handler500 = "config.errors.handler500"

@@ -1,10 +1,21 @@
+import asyncio
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from lobby.realtime import player_group
+from lobby.selectors import events_after, player_for_user
+from lobby.services import SEEN_RESOLUTION, player_touch
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
-    """One socket per player connection at /ws/v1/events: authenticate, then forward pushes."""
+    """`/ws/v1/events?after=<seq>`: the player's event stream (design.md §5).
+
+    On connect: authenticate, join the player's group, then replay every event after `after`
+    from the database, then forward pushes. A push can overlap the replay; events carry `seq`,
+    and nothing at or below the last one sent goes out twice.
+    """
 
     async def connect(self):
         user = self.scope.get("user")
@@ -12,11 +23,40 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             # Refused during the handshake: the client sees HTTP 403 and no socket opens.
             await self.close()
             return
-        self.group = player_group(user.pk)
+        try:
+            self.last_seq = int(
+                parse_qs(self.scope["query_string"].decode()).get("after", ["0"])[0]
+            )
+        except ValueError:
+            self.last_seq = 0
+        self.player = await database_sync_to_async(player_for_user)(user)
+        self.group = player_group(self.player.pk)
+        # Join before reading: an event committed meanwhile is in the replay or in a push.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Pushes that arrive meanwhile wait: a consumer handles one message at a time.
+        await self._replay()
+        # An open socket is presence: the lobby is not abandoned while its players are here.
+        self.presence = asyncio.ensure_future(self._keep_seen())
+
+    async def _replay(self):
+        while True:
+            events = await database_sync_to_async(events_after)(
+                player=self.player, after=self.last_seq
+            )
+            for event in events:
+                await self._send_event(event.as_message())
+            if not events:
+                return
+
+    async def _keep_seen(self):
+        while True:
+            await database_sync_to_async(player_touch)(self.player)
+            await asyncio.sleep(SEEN_RESOLUTION.total_seconds())
 
     async def disconnect(self, code):
+        if hasattr(self, "presence"):
+            self.presence.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -26,4 +66,12 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         return
 
     async def player_event(self, event):
-        await self.send_json(event["message"])
+        await self._send_event(event["message"])
+
+    async def _send_event(self, message):
+        seq = message.get("seq")
+        if seq is not None:
+            if seq <= self.last_seq:
+                return
+            self.last_seq = seq
+        await self.send_json(message)

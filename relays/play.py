@@ -271,28 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to get Valid (10)")
     args = parser.parse_args(argv)
 
-    manual = (args.relay_ip, args.port, args.session_token, args.user_token, args.role)
-    try:
-        if args.assignment:
-            with open(args.assignment) as file:
-                peer = RelayPeer.from_assignment(json.load(file))
-        elif None not in manual:
-            peer = RelayPeer(
-                args.relay_ip,
-                args.port,
-                session_token=args.session_token,
-                user_token=args.user_token,
-                role=args.role,
-            )
-        else:
-            parser.error(
-                "give --assignment, or all of --relay-ip --port --session-token --user-token --role"
-            )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        # ProtocolError is a ValueError: a token outside the unsigned 32-bit range lands here.
-        parser.error(f"unusable assignment: {exc!r}")
-
-    with peer:
+    with _peer(parser, args) as peer:
         try:
             peer.connect_until_valid(timeout=args.timeout)
             ip, port = peer.relay_address
@@ -303,12 +282,34 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             messages = [f"hello {n}".encode() for n in range(1, args.messages + 1)]
             replies = run_client(peer, messages)
+            return 0 if len(replies) == len(messages) else 1
         except (RelayError, TimeoutError) as exc:
             print(f"play: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 0
-    return 0 if len(replies) == len(messages) else 1
+
+
+def _peer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RelayPeer:
+    manual = (args.relay_ip, args.port, args.session_token, args.user_token, args.role)
+    if not args.assignment and None in manual:
+        parser.error(
+            "give --assignment, or all of --relay-ip --port --session-token --user-token --role"
+        )
+    try:
+        if args.assignment:
+            with open(args.assignment) as file:
+                return RelayPeer.from_assignment(json.load(file))
+        return RelayPeer(
+            args.relay_ip,
+            args.port,
+            session_token=args.session_token,
+            user_token=args.user_token,
+            role=args.role,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # ProtocolError is a ValueError: a token outside the unsigned 32-bit range lands here.
+        parser.error(f"unusable relay assignment: {exc!r}")
 
 
 if __name__ == "__main__":

@@ -126,8 +126,9 @@ def relay_seat_add(*, session: RelaySession, holder: str, ip: str) -> Seat:
 
     ip = _validated_ip(ip)
     with transaction.atomic():
-        # Locks the session row on PostgreSQL; SQLite's IMMEDIATE transactions serialize anyway.
-        session = RelaySession.objects.select_for_update().get(pk=session.pk)
+        # Callers serialize seat changes per session (the lobby app holds the session's lock);
+        # the unique (session, ordinal) constraint is the last guard.
+        session = RelaySession.objects.get(pk=session.pk)
         if session.status not in RelaySession.ACTIVE:
             raise ValueError(f"the relay session is {session.status}")
         if session.seats.filter(holder=holder, revoked=False).exists():

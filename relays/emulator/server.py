@@ -215,6 +215,8 @@ class EmulatorThread:
         self._thread.start()
         result = outcome.get(timeout=10)
         if isinstance(result, Exception):
+            self._thread.join()
+            self._thread = None
             raise result
         self.base_url = result
         return result

@@ -6,15 +6,14 @@ import json
 
 import pytest
 import websockets
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+
+from lobby.services import player_create_guest
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def _player_with_token(name):
-    user = get_user_model().objects.create_user(username=name)
-    return user, Token.objects.create(user=user).key
+    return player_create_guest(display_name=name)
 
 
 async def _receive(socket, timeout):
@@ -22,8 +21,8 @@ async def _receive(socket, timeout):
 
 
 def test_task_in_worker_reaches_socket_held_by_web(live_stack):
-    user, key = _player_with_token("alice")
-    other, _ = _player_with_token("bob")
+    alice, key = _player_with_token("alice")
+    bob, _ = _player_with_token("bob")
 
     async def scenario():
         headers = {"Authorization": f"Token {key}"}
@@ -31,8 +30,8 @@ def test_task_in_worker_reaches_socket_held_by_web(live_stack):
             f"{live_stack.ws_url}/ws/v1/events", additional_headers=headers
         ) as ws:
             # Bob's message must not reach Alice; hers must, in order after it was sent.
-            live_stack.enqueue("lobby.push_to_player", other.pk, {"type": "test", "for": "bob"})
-            live_stack.enqueue("lobby.push_to_player", user.pk, {"type": "test", "for": "alice"})
+            live_stack.enqueue("lobby.push_to_player", bob.pk, {"type": "test", "for": "bob"})
+            live_stack.enqueue("lobby.push_to_player", alice.pk, {"type": "test", "for": "alice"})
             return await _receive(ws, timeout=15)
 
     message = asyncio.run(scenario())
@@ -42,7 +41,7 @@ def test_task_in_worker_reaches_socket_held_by_web(live_stack):
 def test_idle_socket_stays_open_on_redis_layer(live_stack):
     # redis-py 8's 5 s default socket timeout made channels-redis drop idle sockets
     # (channels_redis#422): an idle socket must survive well past that and still get pushes.
-    user, key = _player_with_token("idle")
+    idle, key = _player_with_token("idle")
 
     async def scenario():
         headers = {"Authorization": f"Token {key}"}
@@ -51,7 +50,7 @@ def test_idle_socket_stays_open_on_redis_layer(live_stack):
         ) as ws:
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(ws.recv(), 15)  # 15 s of silence, no keepalive pings
-            live_stack.enqueue("lobby.push_to_player", user.pk, {"type": "after-idle"})
+            live_stack.enqueue("lobby.push_to_player", idle.pk, {"type": "after-idle"})
             return await _receive(ws, timeout=15)
 
     assert asyncio.run(scenario()) == {"type": "after-idle"}, live_stack.log_tail()

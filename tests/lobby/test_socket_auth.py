@@ -4,10 +4,10 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from config.asgi import application
 from lobby.realtime import player_push
+from lobby.services import player_create_guest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,11 +32,10 @@ def _session_cookie(user):
 async def test_token_header_opens_the_socket_and_pushes_arrive():
     from asgiref.sync import sync_to_async
 
-    user = await sync_to_async(_user)()
-    key = (await sync_to_async(Token.objects.create)(user=user)).key
+    player, key = await sync_to_async(player_create_guest)(display_name="player")
     communicator, connected = await _connect([(b"authorization", f"Token {key}".encode())])
     assert connected
-    await sync_to_async(player_push)(user_id=user.pk, message={"type": "hello"})
+    await sync_to_async(player_push)(player_id=player.pk, message={"type": "hello"})
     assert await communicator.receive_json_from(timeout=5) == {"type": "hello"}
     await communicator.disconnect()
 

@@ -223,3 +223,12 @@ def test_cli_needs_an_assignment_or_every_flag(capsys):
         play.main(["--relay-ip", "127.0.0.1", "--role", "client"])
     assert exited.value.code == 2
     assert "--assignment" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_assignment_missing_a_field(tmp_path, capsys):
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps({"role": "client", "relay": {"ip": "127.0.0.1", "port": 9}}))
+    with pytest.raises(SystemExit) as exited:
+        play.main(["--assignment", str(path)])
+    assert exited.value.code == 2
+    assert "unusable relay assignment" in capsys.readouterr().err

@@ -1,0 +1,101 @@
+"""`GET /api/v1/players/me/events?after=<seq>&wait=<s>`: the event stream by polling.
+
+An async view, not a DRF one: a long-poll holds its request for up to 30 s, and under ASGI a sync
+view would hold one of the process's few sync threads for all that time. While it waits it
+listens on the player's channel-layer group, like a socket does, then re-reads the database,
+which stays the truth.
+"""
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+from rest_framework.throttling import SimpleRateThrottle
+
+from lobby.errors import error_body
+from lobby.models import Player
+from lobby.realtime import player_group
+from lobby.selectors import events_after, player_by_token_key, player_for_user
+from lobby.services import player_touch
+from lobby.throttles import IpThrottle, PlayerThrottle
+
+MAX_WAIT = 30
+
+
+def _authenticate(request, session_user) -> Player | None:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        keyword, _, key = header.partition(" ")
+        return player_by_token_key(key.strip()) if keyword == "Token" and key.strip() else None
+    if session_user is not None and session_user.is_authenticated:
+        return player_for_user(session_user)
+    return None
+
+
+def _throttled(request, player) -> float | None:
+    request.user = player.user
+    for throttle_class in (PlayerThrottle, IpThrottle):
+        throttle: SimpleRateThrottle = throttle_class()
+        if not throttle.allow_request(request, None):
+            return throttle.wait() or 1
+    return None
+
+
+def _int(raw, name, low, high):
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _page(player, after):
+    return [event.as_message() for event in events_after(player=player, after=after)]
+
+
+@require_GET
+async def player_events(request):
+    session_user = await request.auser() if "Authorization" not in request.headers else None
+    player = await sync_to_async(_authenticate)(request, session_user)
+    if player is None:
+        body = error_body("not_authenticated", "Send 'Authorization: Token <key>' or sign in.")
+        return JsonResponse(body, status=401)
+    wait_for = await sync_to_async(_throttled)(request, player)
+    if wait_for is not None:
+        body = error_body("throttled", "Too many requests; slow down.", retry_after=wait_for)
+        return JsonResponse(body, status=429, headers={"Retry-After": str(int(wait_for + 0.999))})
+    try:
+        after = _int(request.GET.get("after", 0), "after", 0, 2**63 - 1)
+        wait = _int(request.GET.get("wait", 0), "wait", 0, MAX_WAIT)
+    except ValueError as exc:
+        return JsonResponse(error_body("invalid", str(exc)), status=400)
+    await sync_to_async(player_touch)(player)
+
+    events = await sync_to_async(_page)(player, after)
+    if not events and wait:
+        events = await _wait_for_events(player, after, wait)
+    last_seq = events[-1]["seq"] if events else after
+    return JsonResponse({"events": events, "last_seq": last_seq})
+
+
+async def _wait_for_events(player, after, wait):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = player_group(player.pk)
+    # Listen first, then read: an event committed in between is in the read or wakes us.
+    await layer.group_add(group, channel)
+    try:
+        events = await sync_to_async(_page)(player, after)
+        if not events:
+            try:
+                await asyncio.wait_for(layer.receive(channel), wait)
+            except TimeoutError:
+                return []
+            events = await sync_to_async(_page)(player, after)
+        return events
+    finally:
+        await layer.group_discard(group, channel)
