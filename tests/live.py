@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from celery.exceptions import AlwaysEagerIgnored
 from config.stack import Supervisor, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-EMULATOR_TOKEN = "live-test-token"  # a token of the tests' own: the emulator accepts only it
+# A unique token per run: the emulator accepts only it, and the canary test looks for it
+# everywhere a player or an operator could see it.
+EMULATOR_TOKEN = f"canary-{uuid.uuid4().hex}"
 EMULATOR_KNOBS = {
     "ready_delay": 0.3,
     "validation_delay": 0.2,
@@ -41,6 +44,7 @@ LIVE_RELAY_ENV = {
     "EDGEGAP_TIMEOUT": "1",
     "RELAY_ORPHAN_GRACE": "1",
     "RELAY_RECONCILE_INTERVAL": "3600",  # the tests run reconciliation themselves
+    "THROTTLE_GUEST": "1000/min",  # every test player is a guest from 127.0.0.1
 }
 
 
