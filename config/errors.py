@@ -7,6 +7,10 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def api_not_found(request):
+    return json_404(request)
+
+
 def handler404(request, exception):
     if _is_api(request):
         return json_404(request, exception)

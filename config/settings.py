@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "servestatic",
     "channels",
     "config",
     "relays",
@@ -110,7 +111,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Async-capable (WhiteNoise is sync-only, which would pin a thread for each long-poll).
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -256,6 +258,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lobby.schema.add_events_endpoint",
+    ],
 }
 # Lobby payloads are small; a client cannot make the server buffer more than this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -276,16 +282,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-# whitenoise warns on every start when STATIC_ROOT is missing; a read-only deployment has run
+# servestatic warns on every start when STATIC_ROOT is missing; a read-only deployment has run
 # collectstatic already, so failing to create it is fine.
 with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
-# In development whitenoise serves straight from the apps, so no collectstatic is needed.
-WHITENOISE_USE_FINDERS = DEBUG
+# In development static files are served straight from the apps: no collectstatic needed.
+SERVESTATIC_USE_FINDERS = DEBUG
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, True)

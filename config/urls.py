@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import errors, health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/v1/", include("lobby.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Any other /api/ address (a typo, a malformed id) gets the API's JSON 404, DEBUG or not.
+    re_path(r"^api/", errors.api_not_found),
     path("", include("relays.urls")),
 ]
 

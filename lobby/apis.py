@@ -9,7 +9,7 @@ import re
 
 from django.conf import settings
 from django.contrib.auth import login
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
@@ -41,6 +41,11 @@ def _slug(value: str) -> str:
     return value
 
 
+def _default_max_players() -> int:
+    # A default above the operator's LOBBY_MAX_PLAYERS would refuse a field the client never sent.
+    return min(8, settings.LOBBY_MAX_PLAYERS)
+
+
 def _metadata(value) -> dict:
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.")
@@ -53,7 +58,10 @@ def _metadata(value) -> dict:
             raise serializers.ValidationError(f"{key}: values are strings, numbers or booleans.")
         if isinstance(item, str) and len(item) > 256:
             raise serializers.ValidationError(f"{key}: at most 256 characters.")
-    if len(json.dumps(value)) > METADATA_MAX_BYTES:
+    if (
+        len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        > METADATA_MAX_BYTES
+    ):
         raise serializers.ValidationError(f"At most {METADATA_MAX_BYTES} bytes of JSON.")
     return value
 
@@ -156,10 +164,13 @@ class LobbyPagination(PageNumberPagination):
 
 
 class LobbyListApi(APIView):
+    # Read by drf-spectacular: the list is documented as the paginated page it is.
+    pagination_class = LobbyPagination
+
     class LobbyFilter(serializers.Serializer):
-        mode = serializers.CharField(max_length=32, required=False, default="")
-        region = serializers.CharField(max_length=32, required=False, default="")
-        q = serializers.CharField(max_length=64, required=False, default="")
+        mode = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+        region = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+        q = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
     class LobbyListItemOut(serializers.Serializer):
         id = serializers.UUIDField()
@@ -174,7 +185,11 @@ class LobbyListApi(APIView):
 
     class LobbyCreateIn(serializers.Serializer):
         name = serializers.CharField(max_length=64, validators=[_display_name])
-        max_players = serializers.IntegerField(min_value=2, default=8)
+        max_players = serializers.IntegerField(
+            min_value=2,
+            default=_default_max_players,
+            help_text="2 to LOBBY_MAX_PLAYERS; default 8, or LOBBY_MAX_PLAYERS if lower",
+        )
         visibility = serializers.ChoiceField(
             choices=Lobby.Visibility.choices, default=Lobby.Visibility.PUBLIC
         )
@@ -200,7 +215,7 @@ class LobbyListApi(APIView):
         filters = self.LobbyFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         lobbies = selectors.lobby_list(**filters.validated_data)
-        paginator = LobbyPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(lobbies, request, view=self)
         return paginator.get_paginated_response(self.LobbyListItemOut(page, many=True).data)
 
@@ -234,7 +249,7 @@ class LobbyJoinByCodeApi(APIView):
         code = serializers.CharField(max_length=16)
 
     @extend_schema(
-        request=JoinByCodeIn, responses=LobbyDetailOut, operation_id="lobbies_join_by_code"
+        request=JoinByCodeIn, responses=LobbyDetailOut, operation_id="v1_lobbies_join_by_code"
     )
     def post(self, request):
         data = self.JoinByCodeIn(data=request.data)
@@ -307,26 +322,3 @@ class LobbyEndApi(APIView):
     def post(self, request, lobby_id):
         services.lobby_end(lobby_id=lobby_id, player=request.player)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-EVENTS_SCHEMA = extend_schema(
-    parameters=[
-        OpenApiParameter("after", int, description="return events with seq greater than this"),
-        OpenApiParameter("wait", int, description="long-poll up to this many seconds (max 30)"),
-    ],
-    responses=inline_serializer(
-        "EventsPage",
-        {
-            "events": inline_serializer(
-                "Event",
-                {
-                    "seq": serializers.IntegerField(),
-                    "type": serializers.CharField(),
-                    "data": serializers.DictField(),
-                },
-                many=True,
-            ),
-            "last_seq": serializers.IntegerField(),
-        },
-    ),
-)

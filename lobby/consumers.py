@@ -60,9 +60,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        # Clients only listen; anything they send is ignored rather than treated as an error, so
-        # a client library's keepalive text frames do no harm.
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # Clients only listen. Whatever they send (a library's "ping" text, a binary frame) is
+        # ignored before any JSON decoding, so it can neither break nor close the socket.
         return
 
     async def player_event(self, event):

@@ -7,11 +7,12 @@ which stays the truth.
 """
 
 import asyncio
+import math
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.throttling import SimpleRateThrottle
 
 from lobby.errors import error_body
@@ -57,17 +58,25 @@ def _page(player, after):
     return [event.as_message() for event in events_after(player=player, after=after)]
 
 
-@require_GET
+@csrf_exempt  # a GET-only view that changes nothing: answer other methods with our 405
 async def player_events(request):
+    if request.method != "GET":  # in the API's error shape, like the DRF views' 405
+        body = error_body("method_not_allowed", f'Method "{request.method}" not allowed.')
+        return JsonResponse(body, status=405, headers={"Allow": "GET"})
     session_user = await request.auser() if "Authorization" not in request.headers else None
     player = await sync_to_async(_authenticate)(request, session_user)
     if player is None:
-        body = error_body("not_authenticated", "Send 'Authorization: Token <key>' or sign in.")
-        return JsonResponse(body, status=401)
+        # The same codes as the DRF views: no token, or a token that does not work.
+        if request.headers.get("Authorization", "").split(" ")[0] == "Token":
+            body = error_body("authentication_failed", "Invalid token.")
+        else:
+            body = error_body("not_authenticated", "Send 'Authorization: Token <key>' or sign in.")
+        return JsonResponse(body, status=401, headers={"WWW-Authenticate": "Token"})
     wait_for = await sync_to_async(_throttled)(request, player)
     if wait_for is not None:
-        body = error_body("throttled", "Too many requests; slow down.", retry_after=wait_for)
-        return JsonResponse(body, status=429, headers={"Retry-After": str(int(wait_for + 0.999))})
+        seconds = math.ceil(wait_for)
+        body = error_body("throttled", "Too many requests; slow down.", retry_after=seconds)
+        return JsonResponse(body, status=429, headers={"Retry-After": str(seconds)})
     try:
         after = _int(request.GET.get("after", 0), "after", 0, 2**63 - 1)
         wait = _int(request.GET.get("wait", 0), "wait", 0, MAX_WAIT)

@@ -4,8 +4,9 @@
 can send that header, and a forged one would let a player claim another's relay seat address.
 """
 
+import ipaddress
+
 from django.conf import settings
-from ipware import get_client_ip
 
 
 def client_ip(request) -> str:
@@ -13,9 +14,15 @@ def client_ip(request) -> str:
     trusted = settings.TRUSTED_PROXIES
     if not trusted or remote not in trusted:
         return remote
-    ip, _ = get_client_ip(
-        request,
-        proxy_trusted_ips=trusted,
-        request_header_order=["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"],
-    )
-    return ip or remote
+    # Each proxy appends the address it saw, so read from the right: the first hop that is not
+    # one of our proxies is the client our outermost proxy saw. Anything left of it was written
+    # by the client itself and may be forged.
+    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    for hop in reversed(hops):
+        try:
+            ip = str(ipaddress.ip_address(hop.strip()))
+        except ValueError:
+            return remote  # a garbled chain: only the proxy's own address is known
+        if ip not in trusted:
+            return ip
+    return remote

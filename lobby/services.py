@@ -77,6 +77,8 @@ def _locked_lobby(lobby_id) -> Lobby:
 
 
 def _membership(lobby: Lobby, player: Player) -> Membership:
+    if lobby.state == State.CLOSED:
+        raise Conflict("lobby_closed", "This lobby has closed.")
     membership = lobby.memberships.filter(player=player, state=ACTIVE).first()
     if membership is None:
         raise Forbidden("not_a_member", "You are not a member of this lobby.")
@@ -255,13 +257,17 @@ def lobby_kick(*, lobby_id, player: Player, target_id: int) -> Lobby:
             raise Conflict("cannot_kick_self", "The host cannot kick itself; leave or end instead.")
         target = lobby.memberships.filter(player_id=target_id, state=ACTIVE).first()
         if target is None:
-            raise NotFound("not_a_member", "That player is not in this lobby.")
+            raise NotFound("target_not_in_lobby", "That player is not in this lobby.")
         _remove_member(lobby, target, Membership.State.KICKED)
         _changed(lobby, "member_count")
         events_emit(
             player_ids=[target_id],
             type="lobby.kicked",
-            data={"lobby_id": str(lobby.pk), "message": "The host removed you from the lobby."},
+            data={
+                "lobby_id": str(lobby.pk),
+                "version": lobby.version,
+                "message": "The host removed you from the lobby.",
+            },
         )
         return lobby
 
@@ -273,7 +279,7 @@ def lobby_transfer_host(*, lobby_id, player: Player, target_id: int) -> Lobby:
         if lobby.state not in Lobby.GATHERING:
             raise Conflict("wrong_state", "The host can only change before the match starts.")
         if not lobby.memberships.filter(player_id=target_id, state=ACTIVE).exists():
-            raise NotFound("not_a_member", "That player is not in this lobby.")
+            raise NotFound("target_not_in_lobby", "That player is not in this lobby.")
         lobby.host_id = target_id
         _changed(lobby, "host")
         return lobby

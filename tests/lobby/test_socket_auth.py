@@ -75,3 +75,19 @@ async def test_session_cookie_from_a_foreign_or_missing_origin_is_refused(origin
         headers.append((b"origin", origin))
     _, connected = await _connect(headers)
     assert not connected
+
+
+@pytest.mark.asyncio
+async def test_frames_a_client_sends_are_ignored_and_the_socket_stays_open():
+    from asgiref.sync import sync_to_async
+
+    player, key = await sync_to_async(player_create_guest)(display_name="chatty")
+    communicator, connected = await _connect([(b"authorization", f"Token {key}".encode())])
+    assert connected
+    await communicator.send_to(text_data="ping")  # not JSON
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    await communicator.send_to(text_data='{"type": "hello"}')
+    assert await communicator.receive_nothing(timeout=0.2)
+    await sync_to_async(player_push)(player_id=player.pk, message={"type": "still-here"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "still-here"}
+    await communicator.disconnect()
