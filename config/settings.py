@@ -297,6 +297,11 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = _secret_from_file("METRICS_TOKEN")
+# Extra Prometheus collectors (dotted paths of functions returning exposition lines).
+METRICS_COLLECTORS = []
+
 LOG_LEVEL = _read("LOG_LEVEL", str.upper, "INFO")
 LOGGING = {
     "version": 1,
