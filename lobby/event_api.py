@@ -11,6 +11,7 @@ import math
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.throttling import SimpleRateThrottle
@@ -52,6 +53,11 @@ def _int(raw, name, low, high):
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}")
     return value
+
+
+def _release_connection():
+    # Runs in the request's sync thread: `connection` resolves to that thread's connection.
+    connection.close()
 
 
 def _page(player, after):
@@ -100,6 +106,10 @@ async def _wait_for_events(player, after, wait):
     try:
         events = await sync_to_async(_page)(player, after)
         if not events:
+            # Hand the database connection back while waiting: otherwise every waiting poll
+            # holds one (a pool slot on PostgreSQL) for up to 30 s, and a few dozen idle clients
+            # starve every other request.
+            await sync_to_async(_release_connection)()
             try:
                 await asyncio.wait_for(layer.receive(channel), wait)
             except TimeoutError:

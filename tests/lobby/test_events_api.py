@@ -376,17 +376,19 @@ async def test_wait_returns_at_once_when_events_are_already_there():
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_waiting_long_polls_do_not_hold_up_other_requests():
-    # More waiting polls than asgiref's default thread pool has threads: a request arriving
-    # meanwhile is still answered at once, and every poll ends when its wait is over.
+    # More waiting polls than the database pool has connections (10 on PostgreSQL) and than
+    # asgiref's default thread pool has threads: a request arriving meanwhile is still answered
+    # at once, and every poll ends when its wait is over.
     from config.asgi import application
 
-    players = [await sync_to_async(PlayerFactory)() for _ in range(12)]
+    players = [await sync_to_async(PlayerFactory)() for _ in range(14)]
     polls = [asyncio.ensure_future(_poll(player, after=1_000_000, wait=3)) for player in players]
     await asyncio.sleep(1.0)  # every poll is now waiting
     loop = asyncio.get_running_loop()
     started = loop.time()
-    health = HttpCommunicator(application, "GET", "/healthz", headers=[(b"host", b"localhost")])
-    assert (await health.get_response(timeout=5))["status"] == 200
+    # /readyz queries the database: it needs a connection while the polls wait.
+    ready = HttpCommunicator(application, "GET", "/readyz", headers=[(b"host", b"localhost")])
+    assert (await ready.get_response(timeout=5))["status"] == 200
     assert loop.time() - started < 1.0
     for status, body in await asyncio.gather(*polls):
         assert (status, body["events"]) == (200, [])
