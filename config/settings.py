@@ -222,11 +222,14 @@ LOBBY_MAX_PLAYERS = _read("LOBBY_MAX_PLAYERS", int, 64)
 # closed, and its relay session deleted.
 LOBBY_ABANDON_AFTER = _read("LOBBY_ABANDON_AFTER", _positive_float, 900.0)
 EVENT_RETENTION = _read("EVENT_RETENTION", _positive_float, 86400.0)  # seconds
+# Seconds between matcher passes (Celery beat).
+MATCHMAKER_INTERVAL = _read("MATCHMAKER_INTERVAL", _positive_float, 1.0)
 
 CELERY_BEAT_SCHEDULE = {
     "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
     "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
     "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
+    "matchmaking-run": {"task": "matchmaking.run", "schedule": MATCHMAKER_INTERVAL},
 }
 
 # --- REST framework --------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from rest_framework.response import Response
 class ServiceError(Exception):
     status = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, **extra):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = extra  # more keys of the error object, e.g. `fields`
 
 
 class Invalid(ServiceError):
@@ -71,7 +72,7 @@ def api_exception_handler(exc, context):
     from rest_framework.views import exception_handler
 
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message), status=exc.status)
+        return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("too_large", "The request body is too large."),

@@ -315,6 +315,39 @@ def _allocate(lobby: Lobby, members: list[Membership]) -> None:
     _announce_assignments(lobby, [m.player_id for m in members])
 
 
+def lobby_create_for_match(
+    *, name: str, mode: str, region: str, seats: list[tuple[int, str]], host_id: int, metadata
+) -> Lobby:
+    """A lobby for a formed match: private, exactly full, everyone ready, started at once.
+
+    `seats` are (player id, ip); raises `Conflict` when a player is in another lobby by now
+    (the caller's transaction rolls back and the match is dropped).
+    """
+    with transaction.atomic():
+        lobby = Lobby.objects.create(
+            name=name[:64],
+            host_id=host_id,
+            max_players=len(seats),
+            member_count=len(seats),
+            visibility=Lobby.Visibility.PRIVATE,
+            mode=mode[:32],
+            region=region[:32],
+            metadata=metadata,
+            joinable_after_start=False,
+            join_code=new_join_code(),
+        )
+        try:
+            with transaction.atomic():
+                Membership.objects.bulk_create(
+                    Membership(lobby=lobby, player_id=player_id, ip=ip, ready=True)
+                    for player_id, ip in seats
+                )
+        except IntegrityError:
+            raise Conflict("already_in_lobby", "A matched player is in another lobby.") from None
+        _allocate(lobby, lobby_members(lobby))
+        return lobby
+
+
 def lobby_end(*, lobby_id, player: Player) -> None:
     with transaction.atomic():
         lobby = _locked_lobby(lobby_id)

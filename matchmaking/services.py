@@ -1,0 +1,397 @@
+"""Writes: parties, tickets, and the matcher pass that turns matches into lobbies.
+
+A pass runs per profile under a lock that holds across hosts (the shared cache: Redis in
+production), reads the searching tickets in one query, forms matches in memory
+(`matchmaking.matcher`), then commits each match on its own: a conditional update moves exactly
+its tickets from `searching` to `matched`, so a ticket cancelled meanwhile is never matched
+(the match is dropped and its other tickets search on), and the lobby is created and started in
+the same transaction. Every ticket change is a `ticket.updated` event for its players.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lobby.errors import Conflict, Forbidden, Invalid, NotFound
+from lobby.events import events_emit
+from lobby.models import Membership, Player
+from lobby.services import lobby_create_for_match
+from matchmaking.matcher import Ticket as MatcherTicket
+from matchmaking.matcher import form_matches
+from matchmaking.models import Party, PartyMember, Profile, Ticket
+from matchmaking.rules import AttributesError, parse_rules, validate_attributes
+
+logger = logging.getLogger(__name__)
+Status = Ticket.Status
+PASS_LOCK_SECONDS = 30
+
+
+class AttributesInvalid(Invalid):
+    """A ticket's attributes do not fit the profile: the message names the first, `fields`
+    every one."""
+
+    def __init__(self, errors: dict[str, str]):
+        name, problem = next(iter(errors.items()))
+        label = f"attributes.{name}" if name else "attributes"
+        super().__init__("invalid", f"{label} {problem}", fields={"attributes": errors})
+
+
+def ticket_snapshot(ticket: Ticket) -> dict:
+    """What a ticket's players see (GET ticket and the `ticket.updated` event)."""
+    return {
+        "id": str(ticket.pk),
+        "profile": ticket.profile.name,
+        "status": ticket.status,
+        "lobby_id": str(ticket.lobby_id) if ticket.lobby_id else None,
+        "team": ticket.team,
+        "players": [member["player_id"] for member in ticket.members],
+        "party_id": str(ticket.party_id) if ticket.party_id else None,
+        "attributes": ticket.attributes,
+        "expansion_step": ticket.expansion_step,
+        "blocked_by": ticket.blocked_by or None,
+        "created_at": ticket.created_at.isoformat(),
+        "expires_at": ticket.expires_at.isoformat(),
+    }
+
+
+def _announce(ticket: Ticket) -> None:
+    events_emit(
+        player_ids=[member["player_id"] for member in ticket.members],
+        type="ticket.updated",
+        data=ticket_snapshot(ticket),
+    )
+
+
+# --- Parties ---------------------------------------------------------------------------------
+
+
+def _active_party(player: Player) -> Party | None:
+    member = PartyMember.objects.filter(player=player, active=True).select_related("party").first()
+    return member.party if member else None
+
+
+def _party_searching(party: Party) -> bool:
+    return party.tickets.filter(status=Status.SEARCHING).exists()
+
+
+def party_create(*, player: Player, ip: str, max_size: int = 4) -> Party:
+    with transaction.atomic():
+        if _active_party(player) is not None:
+            raise Conflict("already_in_party", "Leave your current party first.")
+        if Ticket.objects.filter(player=player, status=Status.SEARCHING).exists():
+            raise Conflict("already_queued", "Leave the queue before making a party.")
+        party = Party.objects.create(leader=player, max_size=max_size)
+        try:
+            PartyMember.objects.create(party=party, player=player, ip=ip)
+        except IntegrityError:
+            raise Conflict("already_in_party", "Leave your current party first.") from None
+    return party
+
+
+def party_join(*, code: str, player: Player, ip: str) -> Party:
+    with transaction.atomic():
+        party = (
+            Party.objects.select_for_update()
+            .filter(code=code.strip().upper(), disbanded_at=None)
+            .first()
+        )
+        if party is None:
+            raise NotFound("wrong_code", "No party has that code.")
+        if party.members.filter(player=player, active=True).exists():
+            return party
+        if _active_party(player) is not None:
+            raise Conflict("already_in_party", "Leave your current party first.")
+        if Ticket.objects.filter(player=player, status=Status.SEARCHING).exists():
+            raise Conflict("already_queued", "Leave the queue before joining a party.")
+        if _party_searching(party):
+            raise Conflict("party_searching", "This party is in a queue; join when it is not.")
+        if party.members.filter(active=True).count() >= party.max_size:
+            raise Conflict("party_full", "This party is full.")
+        try:
+            PartyMember.objects.create(party=party, player=player, ip=ip)
+        except IntegrityError:
+            raise Conflict("already_in_party", "Leave your current party first.") from None
+    return party
+
+
+def party_leave(*, party_id, player: Player) -> None:
+    """Leave a party; the leader leaving disbands it. Either way its search stops."""
+    with transaction.atomic():
+        party = Party.objects.select_for_update().filter(pk=party_id, disbanded_at=None).first()
+        member = party and party.members.filter(player=player, active=True).first()
+        if member is None:
+            raise Forbidden("not_in_party", "You are not in this party.")
+        for ticket in party.tickets.filter(status=Status.SEARCHING):
+            _cancel(ticket)
+        if party.leader_id == player.pk:
+            party.members.filter(active=True).update(active=False)
+            party.disbanded_at = timezone.now()
+            party.save(update_fields=["disbanded_at"])
+        else:
+            member.active = False
+            member.save(update_fields=["active"])
+
+
+# --- Tickets ---------------------------------------------------------------------------------
+
+
+def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> tuple[Ticket, bool]:
+    """Queue the player (or, from its leader, the whole party). Idempotent per player and
+    profile: a second call returns the searching ticket and False."""
+    profile = Profile.objects.filter(name=profile_name, enabled=True).first()
+    if profile is None:
+        raise NotFound("profile_not_found", "There is no such queue.")
+    with transaction.atomic():
+        existing = Ticket.objects.filter(player=player, status=Status.SEARCHING).first()
+        if existing is not None:
+            if existing.profile_id == profile.pk:
+                return existing, False
+            raise Conflict("already_queued", f"You are already queued in {existing.profile.name}.")
+        party = _active_party(player)
+        if party is not None and party.leader_id != player.pk:
+            raise Forbidden("not_party_leader", "Only the party's leader can queue the party.")
+        if party is not None:
+            members = [
+                {"player_id": m.player_id, "ip": m.ip if m.player_id != player.pk else ip}
+                for m in party.members.filter(active=True).order_by(
+                    # The leader first: the matcher's host candidate of this group.
+                    "joined_at"
+                )
+            ]
+            members.sort(key=lambda m: m["player_id"] != player.pk)
+        else:
+            members = [{"player_id": player.pk, "ip": ip}]
+        rules = parse_rules(profile.rules)
+        if len(members) > rules.initial.player_count.max_team_size:
+            raise Conflict("party_too_large", "Your party is larger than a team in this queue.")
+        player_ids = [m["player_id"] for m in members]
+        if Membership.objects.filter(player_id__in=player_ids, state="active").exists():
+            raise Conflict("already_in_lobby", "Leave your lobby before queueing.")
+        if Ticket.objects.filter(status=Status.SEARCHING, player_id__in=player_ids).exists():
+            raise Conflict("already_queued", "A member of your party is already queued.")
+        try:
+            clean = validate_attributes(rules, attributes)
+        except AttributesError as exc:
+            raise AttributesInvalid(dict(exc.errors)) from None
+        try:
+            ticket = Ticket.objects.create(
+                profile=profile,
+                player=player,
+                party=party,
+                attributes=clean,
+                members=members,
+                expires_at=timezone.now() + timedelta(seconds=profile.ticket_ttl),
+            )
+        except IntegrityError:  # a concurrent POST of the same player made it first
+            return Ticket.objects.get(player=player, status=Status.SEARCHING), False
+        _announce(ticket)
+    return ticket, True
+
+
+def ticket_get(*, ticket_id, player: Player) -> Ticket:
+    ticket = Ticket.objects.select_related("profile").filter(pk=ticket_id).first()
+    if ticket is None or player.pk not in [m["player_id"] for m in ticket.members]:
+        raise NotFound("ticket_not_found", "There is no such ticket.")
+    return ticket
+
+
+def _cancel(ticket: Ticket) -> bool:
+    cancelled = Ticket.objects.filter(pk=ticket.pk, status=Status.SEARCHING).update(
+        status=Status.CANCELLED, updated_at=timezone.now()
+    )
+    if cancelled:
+        ticket.refresh_from_db()
+        _announce(ticket)
+    return bool(cancelled)
+
+
+def ticket_cancel(*, ticket_id, player: Player) -> Ticket:
+    with transaction.atomic():
+        ticket = ticket_get(ticket_id=ticket_id, player=player)
+        if ticket.player_id != player.pk:
+            raise Forbidden("not_party_leader", "Only the party's leader can cancel its ticket.")
+        if not _cancel(ticket):
+            ticket.refresh_from_db()
+            if ticket.status == Status.MATCHED:
+                raise Conflict("ticket_matched", "Too late: this ticket has found a match.")
+        return ticket
+
+
+# --- The matcher pass ------------------------------------------------------------------------
+
+
+@dataclass
+class PassReport:
+    profile: str
+    searching: int = 0
+    matches: int = 0
+    matched_tickets: int = 0
+    dropped: int = 0
+    expired: int = 0
+    explained: int = 0
+    lobbies: list[uuid.UUID] = field(default_factory=list)
+
+
+def matchmaking_pass(*, profile: Profile) -> PassReport | None:
+    """One pass over the profile's queue; None when another host is running it."""
+    lock = f"matchmaking:pass:{profile.pk}"
+    token = uuid.uuid4().hex
+    if not cache.add(lock, token, timeout=PASS_LOCK_SECONDS):
+        return None
+    try:
+        return _pass(profile)
+    finally:
+        if cache.get(lock) == token:
+            cache.delete(lock)
+
+
+def _pass(profile: Profile) -> PassReport:
+    report = PassReport(profile=profile.name)
+    now = timezone.now()
+    report.expired = _expire(profile, now)
+    rows = list(
+        Ticket.objects.filter(profile=profile, status=Status.SEARCHING).values_list(
+            "pk", "members", "attributes", "created_at", "expansion_step", "blocked_by"
+        )
+    )
+    report.searching = len(rows)
+    if not rows:
+        return report
+    tickets = [
+        MatcherTicket(
+            id=pk,
+            players=tuple(m["player_id"] for m in members),
+            attributes=attributes,
+            created_at=created_at.timestamp(),
+        )
+        for pk, members, attributes, created_at, _, _ in rows
+    ]
+    result = form_matches(tickets, parse_rules(profile.rules), now.timestamp())
+    members_of = {pk: members for pk, members, *_ in rows}
+    for match in result.matches:
+        lobby_id = _commit_match(profile, match, members_of)
+        if lobby_id is None:
+            report.dropped += 1
+        else:
+            report.matches += 1
+            report.matched_tickets += len(match.ticket_ids)
+            report.lobbies.append(lobby_id)
+    report.explained = _store_explanations(rows, result.unmatched)
+    return report
+
+
+def _expire(profile: Profile, now) -> int:
+    expired = 0
+    for ticket in Ticket.objects.filter(
+        profile=profile, status=Status.SEARCHING, expires_at__lte=now
+    ).select_related("profile"):
+        with transaction.atomic():
+            if Ticket.objects.filter(pk=ticket.pk, status=Status.SEARCHING).update(
+                status=Status.EXPIRED, updated_at=now
+            ):
+                ticket.refresh_from_db()
+                _announce(ticket)
+                expired += 1
+    return expired
+
+
+def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
+    ticket_ids = match.ticket_ids
+    team_of = {tid: n for n, team in enumerate(match.teams) for tid in team}
+    try:
+        with transaction.atomic():
+            claimed = Ticket.objects.filter(pk__in=ticket_ids, status=Status.SEARCHING).update(
+                status=Status.MATCHED, matched_at=timezone.now(), blocked_by=""
+            )
+            if claimed != len(ticket_ids):
+                # A ticket left the queue since it was read: drop this match, and roll back the
+                # others' claim so they search on.
+                raise _MatchDropped
+            seats = [m for tid in ticket_ids for m in members_of[tid]]
+            teams = [
+                [m["player_id"] for tid in team for m in members_of[tid]] for team in match.teams
+            ]
+            lobby = lobby_create_for_match(
+                name=f"{profile.title or profile.name} match",
+                mode=profile.mode or profile.name,
+                region=match.region or "",
+                seats=[(m["player_id"], m["ip"]) for m in seats],
+                host_id=match.host_player,
+                metadata={"profile": profile.name, "teams": teams},
+            )
+            for ticket in Ticket.objects.filter(pk__in=ticket_ids).select_related("profile"):
+                ticket.lobby = lobby
+                ticket.team = team_of[ticket.pk]
+                ticket.save(update_fields=["lobby", "team", "updated_at"])
+                _announce(ticket)
+            return lobby.pk
+    except _MatchDropped:
+        return None
+    except Conflict as exc:
+        # A player is in a lobby now (joined one by hand): it cannot be seated; its ticket goes.
+        logger.info("match dropped in %s: %s", profile.name, exc.message)
+        _cancel_tickets_of_busy_players(ticket_ids, members_of)
+        return None
+
+
+class _MatchDropped(Exception):
+    pass
+
+
+def _cancel_tickets_of_busy_players(ticket_ids, members_of) -> None:
+    busy = set(
+        Membership.objects.filter(
+            state="active",
+            player_id__in=[m["player_id"] for tid in ticket_ids for m in members_of[tid]],
+        ).values_list("player_id", flat=True)
+    )
+    for ticket in Ticket.objects.filter(pk__in=ticket_ids, status=Status.SEARCHING).select_related(
+        "profile"
+    ):
+        if busy & {m["player_id"] for m in ticket.members}:
+            with transaction.atomic():
+                _cancel(ticket)
+
+
+def _store_explanations(rows, unmatched) -> int:
+    """Write each searching ticket's expansion step and blocker, only where they changed."""
+    changed = []
+    for pk, _, _, _, step, blocked_by in rows:
+        explanation = unmatched.get(pk)
+        if explanation is None:
+            continue
+        message = explanation.message[:300]
+        if (explanation.step, message) != (step, blocked_by):
+            changed.append(Ticket(pk=pk, expansion_step=explanation.step, blocked_by=message))
+    # Only searching tickets: one matched or cancelled meanwhile keeps its final state.
+    if changed:
+        searching = set(
+            Ticket.objects.filter(
+                pk__in=[t.pk for t in changed], status=Status.SEARCHING
+            ).values_list("pk", flat=True)
+        )
+        Ticket.objects.bulk_update(
+            [t for t in changed if t.pk in searching],
+            ["expansion_step", "blocked_by"],
+            batch_size=500,
+        )
+    return len(changed)
+
+
+def matchmaking_run() -> list[PassReport]:
+    """A pass over every enabled profile (the beat task)."""
+    reports = []
+    for profile in Profile.objects.filter(enabled=True):
+        report = matchmaking_pass(profile=profile)
+        if report is not None:
+            reports.append(report)
+            if report.matches or report.expired or report.dropped:
+                logger.info("matchmaking %s", report)
+    return reports
