@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lobby.ip import client_ip
+from lobby.throttles import IpThrottle, JoinCodeThrottle, PlayerThrottle
 from matchmaking import selectors, services
 from matchmaking.models import Party, Ticket
 
@@ -103,7 +104,15 @@ class PartyCreateApi(APIView):
         return Response(_party(party), status=status.HTTP_201_CREATED)
 
 
+class PartyDetailApi(APIView):
+    @extend_schema(responses=PartyOut)
+    def get(self, request, party_id):
+        return Response(_party(services.party_get(party_id=party_id, player=request.player)))
+
+
 class PartyJoinApi(APIView):
+    throttle_classes = [JoinCodeThrottle, PlayerThrottle, IpThrottle]
+
     @extend_schema(
         request=inline_serializer("PartyJoinIn", {"code": serializers.CharField(max_length=16)}),
         responses=PartyOut,

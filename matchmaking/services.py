@@ -39,8 +39,8 @@ class AttributesInvalid(Invalid):
 
     def __init__(self, errors: dict[str, str]):
         name, problem = next(iter(errors.items()))
-        label = f"attributes.{name}" if name else "attributes"
-        super().__init__("invalid", f"{label} {problem}", fields={"attributes": errors})
+        message = f"attributes.{name} {problem}" if name else problem
+        super().__init__("invalid", message, fields={"attributes": errors})
 
 
 def ticket_snapshot(ticket: Ticket) -> dict:
@@ -56,9 +56,14 @@ def ticket_snapshot(ticket: Ticket) -> dict:
         "attributes": ticket.attributes,
         "expansion_step": ticket.expansion_step,
         "blocked_by": ticket.blocked_by or None,
-        "created_at": ticket.created_at.isoformat(),
-        "expires_at": ticket.expires_at.isoformat(),
+        "created_at": _iso(ticket.created_at),
+        "expires_at": _iso(ticket.expires_at),
     }
+
+
+def _iso(moment) -> str:
+    # The same form as the DRF answers' datetimes: UTC with a Z.
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _announce(ticket: Ticket) -> None:
@@ -121,6 +126,14 @@ def party_join(*, code: str, player: Player, ip: str) -> Party:
     return party
 
 
+def party_get(*, party_id, player: Player) -> Party:
+    """A party the player is in (404 otherwise: a party's existence is its members' business)."""
+    party = Party.objects.filter(pk=party_id, disbanded_at=None).first()
+    if party is None or not party.members.filter(player=player, active=True).exists():
+        raise NotFound("party_not_found", "There is no such party.")
+    return party
+
+
 def party_leave(*, party_id, player: Player) -> None:
     """Leave a party; the leader leaving disbands it. Either way its search stops."""
     with transaction.atomic():
@@ -174,21 +187,25 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
         player_ids = [m["player_id"] for m in members]
         if Membership.objects.filter(player_id__in=player_ids, state="active").exists():
             raise Conflict("already_in_lobby", "Leave your lobby before queueing.")
-        if Ticket.objects.filter(status=Status.SEARCHING, player_id__in=player_ids).exists():
+        if (
+            party is not None
+            and Ticket.objects.filter(status=Status.SEARCHING, player_id__in=player_ids).exists()
+        ):
             raise Conflict("already_queued", "A member of your party is already queued.")
         try:
             clean = validate_attributes(rules, attributes)
         except AttributesError as exc:
             raise AttributesInvalid(dict(exc.errors)) from None
         try:
-            ticket = Ticket.objects.create(
-                profile=profile,
-                player=player,
-                party=party,
-                attributes=clean,
-                members=members,
-                expires_at=timezone.now() + timedelta(seconds=profile.ticket_ttl),
-            )
+            with transaction.atomic():  # a savepoint: the transaction survives the race below
+                ticket = Ticket.objects.create(
+                    profile=profile,
+                    player=player,
+                    party=party,
+                    attributes=clean,
+                    members=members,
+                    expires_at=timezone.now() + timedelta(seconds=profile.ticket_ttl),
+                )
         except IntegrityError:  # a concurrent POST of the same player made it first
             return Ticket.objects.get(player=player, status=Status.SEARCHING), False
         _announce(ticket)
@@ -255,7 +272,7 @@ def matchmaking_pass(*, profile: Profile) -> PassReport | None:
 def _pass(profile: Profile) -> PassReport:
     report = PassReport(profile=profile.name)
     now = timezone.now()
-    report.expired = _expire(profile, now)
+    report.expired = _expire(Ticket.objects.filter(profile=profile), now)
     rows = list(
         Ticket.objects.filter(profile=profile, status=Status.SEARCHING).values_list(
             "pk", "members", "attributes", "created_at", "expansion_step", "blocked_by"
@@ -287,11 +304,11 @@ def _pass(profile: Profile) -> PassReport:
     return report
 
 
-def _expire(profile: Profile, now) -> int:
+def _expire(tickets, now) -> int:
     expired = 0
-    for ticket in Ticket.objects.filter(
-        profile=profile, status=Status.SEARCHING, expires_at__lte=now
-    ).select_related("profile"):
+    for ticket in tickets.filter(status=Status.SEARCHING, expires_at__lte=now).select_related(
+        "profile"
+    ):
         with transaction.atomic():
             if Ticket.objects.filter(pk=ticket.pk, status=Status.SEARCHING).update(
                 status=Status.EXPIRED, updated_at=now
@@ -363,6 +380,7 @@ def _cancel_tickets_of_busy_players(ticket_ids, members_of) -> None:
 def _store_explanations(rows, unmatched) -> int:
     """Write each searching ticket's expansion step and blocker, only where they changed."""
     changed = []
+    steps = {pk: step for pk, _, _, _, step, _ in rows}
     for pk, _, _, _, step, blocked_by in rows:
         explanation = unmatched.get(pk)
         if explanation is None:
@@ -382,12 +400,20 @@ def _store_explanations(rows, unmatched) -> int:
             ["expansion_step", "blocked_by"],
             batch_size=500,
         )
+        # A new expansion step is news for the players (their rules relaxed); the blocker's text
+        # changes too often to be an event each time: GET the ticket for it.
+        stepped = [t.pk for t in changed if t.pk in searching and t.expansion_step != steps[t.pk]]
+        for ticket in Ticket.objects.filter(pk__in=stepped).select_related("profile"):
+            with transaction.atomic():
+                _announce(ticket)
     return len(changed)
 
 
 def matchmaking_run() -> list[PassReport]:
     """A pass over every enabled profile (the beat task)."""
     reports = []
+    # Tickets of a disabled queue still expire, so their players can queue elsewhere.
+    _expire(Ticket.objects.filter(profile__enabled=False), timezone.now())
     for profile in Profile.objects.filter(enabled=True):
         report = matchmaking_pass(profile=profile)
         if report is not None:

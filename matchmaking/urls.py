@@ -10,5 +10,6 @@ urlpatterns = [
     path("tickets/<uuid:ticket_id>", apis.TicketDetailApi.as_view(), name="ticket-detail"),
     path("parties", apis.PartyCreateApi.as_view(), name="party-create"),
     path("parties/join", apis.PartyJoinApi.as_view(), name="party-join"),
+    path("parties/<uuid:party_id>", apis.PartyDetailApi.as_view(), name="party-detail"),
     path("parties/<uuid:party_id>/leave", apis.PartyLeaveApi.as_view(), name="party-leave"),
 ]

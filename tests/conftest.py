@@ -54,3 +54,16 @@ def _forget_broker_connections():
     # that moment: drop them so the next send connects to the broker now configured.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_connection_pools_before_teardown(django_db_setup, django_db_blocker):
+    """Threads of concurrency tests hand their PostgreSQL connections back to Django's pool,
+    which keeps them open; close it so the test database can be dropped at the end."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection_ in connections.all(initialized_only=True):
+            if getattr(connection_, "pool", None) is not None:
+                connection_.close_pool()

@@ -215,3 +215,58 @@ def test_a_player_who_joined_a_lobby_meanwhile_is_not_seated(profile):
     assert report.matches == 0
     assert Ticket.objects.get(pk=tickets[0].pk).status == Ticket.Status.CANCELLED
     assert Ticket.objects.filter(status=Ticket.Status.SEARCHING).count() == 3
+
+
+def test_tickets_of_a_disabled_queue_still_expire(profile):
+    player, _ = _player()
+    ticket = _queue(player, profile, 100)
+    Profile.objects.filter(pk=profile.pk).update(enabled=False)
+    Ticket.objects.filter(pk=ticket.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    services.matchmaking_run()
+    assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.EXPIRED
+
+
+def test_a_racing_duplicate_post_returns_the_ticket_it_lost_to(profile, monkeypatch):
+    player, _ = _player()
+    first = _queue(player, profile, 100)
+    # The race: the "is there one already?" read misses the other request's fresh ticket.
+    real_filter = Ticket.objects.filter
+    calls = []
+
+    def blind_first_lookup(*args, **kwargs):
+        query = real_filter(*args, **kwargs)
+        if kwargs.get("player") == player and not calls:
+            calls.append(True)
+            return query.none()
+        return query
+
+    monkeypatch.setattr(Ticket.objects, "filter", blind_first_lookup)
+    again, created = services.ticket_create(
+        player=player, profile_name="teams", attributes={"skill": 100}, ip="203.0.113.1"
+    )
+    assert (again.pk, created) == (first.pk, False)
+
+
+def test_party_members_can_read_their_party_and_others_cannot(profile):
+    leader, leader_key = _player("leader")
+    friend, _ = _player("friend")
+    _, stranger_key = _player("stranger")
+    party = services.party_create(player=leader, ip="203.0.113.5")
+    services.party_join(code=party.code, player=friend, ip="203.0.113.6")
+    member, outsider = APIClient(), APIClient()
+    member.credentials(HTTP_AUTHORIZATION=f"Token {leader_key}")
+    outsider.credentials(HTTP_AUTHORIZATION=f"Token {stranger_key}")
+    shown = member.get(f"/api/v1/matchmaking/parties/{party.pk}").json()
+    assert (shown["leader_id"], shown["members"]) == (leader.pk, [leader.pk, friend.pk])
+    assert outsider.get(f"/api/v1/matchmaking/parties/{party.pk}").status_code == 404
+
+
+def test_attributes_that_are_not_an_object_get_a_plain_message(profile):
+    _, key = _player()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = api.post(
+        "/api/v1/matchmaking/tickets", {"profile": "teams", "attributes": [1]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "attributes must be an object"
