@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Any other /api/ address (a typo, a malformed id) gets the API's JSON 404, DEBUG or not.
     re_path(r"^api/", errors.api_not_found),
+    path("", include("lobby.page_urls")),
     path("", include("relays.urls")),
 ]
 

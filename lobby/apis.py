@@ -70,6 +70,9 @@ class PlayerOut(serializers.Serializer):
     id = serializers.IntegerField()
     display_name = serializers.CharField()
     is_guest = serializers.BooleanField()
+    last_seq = serializers.IntegerField(
+        source="event_seq", help_text="the player's latest event seq: start a stream after it"
+    )
 
 
 class MemberOut(serializers.Serializer):

@@ -66,7 +66,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         return
 
     async def player_event(self, event):
-        await self._send_event(event["message"])
+        message = event["message"]
+        seq = message.get("seq")
+        if seq is not None and seq > self.last_seq + 1:
+            # A push was lost on the way (channel layers deliver at most once): the database
+            # has it, and the replay sends everything up to and including this one, in order.
+            await self._replay()
+        await self._send_event(message)
 
     async def _send_event(self, message):
         seq = message.get("seq")

@@ -91,3 +91,30 @@ async def test_frames_a_client_sends_are_ignored_and_the_socket_stays_open():
     await sync_to_async(player_push)(player_id=player.pk, message={"type": "still-here"})
     assert await communicator.receive_json_from(timeout=5) == {"type": "still-here"}
     await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_lost_push_is_filled_in_from_the_database_before_the_next_one():
+    from asgiref.sync import sync_to_async
+
+    from lobby.events import events_emit
+
+    player, key = await sync_to_async(player_create_guest)(display_name="gappy")
+    communicator, connected = await _connect([(b"authorization", f"Token {key}".encode())])
+    assert connected
+
+    def emit_twice_push_second():
+        first = events_emit(player_ids=[player.pk], type="test.first", data={})[0]
+        second = events_emit(player_ids=[player.pk], type="test.second", data={})[0]
+        return first, second
+
+    # Both rows are written; only the second is pushed (the first push was "lost").
+    from unittest import mock
+
+    with mock.patch("lobby.events._push"):
+        first, second = await sync_to_async(emit_twice_push_second)()
+    await sync_to_async(player_push)(player_id=player.pk, message=second.as_message())
+    received = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    assert [m["seq"] for m in received] == [first.seq, second.seq]
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
