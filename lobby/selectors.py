@@ -43,7 +43,7 @@ def lobby_list(*, mode: str = "", region: str = "", q: str = "") -> QuerySet[Lob
 def active_membership(player: Player) -> Membership | None:
     return (
         Membership.objects.filter(player=player, state=Membership.State.ACTIVE)
-        .select_related("lobby")
+        .select_related("lobby__relay_session")
         .first()
     )
 
@@ -147,8 +147,8 @@ def assignment_get(*, player: Player) -> dict:
         Lobby.State.FAILED,
     ):
         raise NotFound("no_assignment", "You have no relay assignment: no match has started.")
-    lobby = Lobby.objects.select_related("relay_session").get(pk=membership.lobby_id)
-    return assignment_for(lobby=lobby, player_id=player.pk)
+    # A hot path (game clients poll it): membership, lobby and relay session in one query.
+    return assignment_for(lobby=membership.lobby, player_id=player.pk)
 
 
 def events_after(*, player: Player, after: int, limit: int = EVENTS_PAGE) -> list[PlayerEvent]:
