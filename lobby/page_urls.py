@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from lobby import pages
+from matchmaking import pages as matchmaking_pages
 
 app_name = "pages"
 
@@ -21,4 +22,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="pages:entry"), name="logout"),
     path("lobbies/", pages.browser, name="browser"),
     path("lobbies/<uuid:lobby_id>/", pages.room, name="room"),
+    path("queue/", matchmaking_pages.queue, name="queue"),
 ]

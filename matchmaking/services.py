@@ -166,7 +166,12 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
         if existing is not None:
             if existing.profile_id == profile.pk:
                 return existing, False
-            raise Conflict("already_queued", f"You are already queued in {existing.profile.name}.")
+            raise Conflict(
+                "already_queued",
+                f"You are already queued in {existing.profile.title or existing.profile.name}.",
+                ticket_id=str(existing.pk),
+                profile=existing.profile.name,
+            )
         party = _active_party(player)
         if party is not None and party.leader_id != player.pk:
             raise Forbidden("not_party_leader", "Only the party's leader can queue the party.")

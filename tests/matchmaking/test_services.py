@@ -270,3 +270,19 @@ def test_attributes_that_are_not_an_object_get_a_plain_message(profile):
     )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "attributes must be an object"
+
+
+def test_already_queued_names_the_ticket_to_resume(profile):
+    player, key = _player()
+    ticket = _queue(player, profile, 100)
+    Profile.objects.create(name="other", title="Other", rules=TEAMS_2X2)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = api.post(
+        "/api/v1/matchmaking/tickets",
+        {"profile": "other", "attributes": {"skill": 1}},
+        format="json",
+    )
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (409, "already_queued")
+    assert (error["ticket_id"], error["profile"]) == (str(ticket.pk), "teams")

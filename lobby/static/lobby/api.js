@@ -105,6 +105,14 @@ const MESSAGES = {
   not_ready: null,
   busy: "The lobby is busy with another change. Try again.",
   no_assignment: "You have no relay assignment yet: the match has not started.",
+  target_not_in_lobby: "That player is no longer in this lobby.",
+  // Matchmaking
+  already_queued: null, // the server names the queue you are already in
+  profile_not_found: "That queue is closed or does not exist. Pick another one.",
+  party_too_large: "Your party is larger than a team in this queue. Pick another queue.",
+  not_party_leader: "Only your party’s leader can do that.",
+  ticket_matched: "Too late to cancel: your match has been found.",
+  ticket_not_found: "That search no longer exists. Start a new one.",
 };
 
 // DRF's stock validation sentences, said the way the rest of the page speaks.

@@ -194,7 +194,9 @@ function render() {
   ui.room.dataset.state = lobby.state;
   ui.body.hidden = !member;
   ui.joinPrompt.hidden = member;
-  ui.codeBox.hidden = !(member && lobby.join_code);
+  // A lobby made by the matcher takes no one else: its code would only mislead.
+  const fromMatch = Boolean(lobby.metadata && lobby.metadata.profile);
+  ui.codeBox.hidden = !(member && lobby.join_code) || fromMatch;
   ui.code.textContent = lobby.join_code || "";
   if (!member) {
     const full = lobby.member_count >= lobby.max_players;

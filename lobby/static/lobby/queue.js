@@ -1,0 +1,1081 @@
+// The queue page: choose a matchmaking profile, fill in the attributes its rules read, follow
+// the ticket live (status by the event stream, the matcher's explanation by polling), and land
+// in the match's lobby room. See docs/matchmaking.md for the API it uses.
+
+import {
+  EventStream,
+  STREAM_STATUS,
+  announce,
+  api,
+  clearFieldErrors,
+  h,
+  roomUrl,
+  showMessage,
+} from "./api.js";
+
+const config = JSON.parse(document.getElementById("queue-config").textContent);
+const me = config.me;
+const $ = (id) => document.getElementById(id);
+
+const TICKETS = "/api/v1/matchmaking/tickets";
+// `blocked_by` is refreshed by every matcher pass but is not an event: read it this often.
+const POLL_MS = 3000;
+const FINAL = new Set(["matched", "cancelled", "expired"]);
+// One searching ticket per tab survives a reload (the page's own config also names it).
+const STORAGE_KEY = `relay-lobby:queue-ticket:${me.id}`;
+const PROFILE_KEY = `relay-lobby:queue-profile:${me.id}`;
+const EXAMPLE_LATENCIES = [
+  ["eu-west", 40],
+  ["us-east", 110],
+];
+
+const ui = {
+  queue: $("queue"),
+  formCard: $("form-card"),
+  summary: $("profiles-summary"),
+  profilesError: $("profiles-error"),
+  profilesEmpty: $("profiles-empty"),
+  form: $("queue-form"),
+  choices: $("profile-choices"),
+  attributes: $("attributes"),
+  attributesHelp: $("attributes-help"),
+  fields: $("attribute-fields"),
+  queueError: $("queue-error"),
+  find: $("find-button"),
+  ticket: $("ticket"),
+  badge: $("ticket-badge"),
+  title: $("ticket-title"),
+  text: $("ticket-text"),
+  note: $("ticket-note"),
+  connection: $("connection"),
+  connectionText: $("connection-text"),
+  searching: $("searching"),
+  waited: $("ticket-waited"),
+  expires: $("ticket-expires"),
+  step: $("ticket-step"),
+  blocked: $("ticket-blocked"),
+  ticketAttributes: $("ticket-attributes"),
+  ticketError: $("ticket-error"),
+  cancel: $("cancel-button"),
+  lobbyLink: $("lobby-link"),
+  again: $("again-button"),
+  rulesCard: $("rules-card"),
+  rulesSummary: $("rules-summary"),
+  rulesSteps: $("rules-steps"),
+};
+
+const state = {
+  profiles: null, // Map name -> profile (with `parsed` rules), once loaded
+  selected: null, // the chosen profile's name
+  ticket: null, // the ticket shown (searching, or how it ended) or null: the form
+  cancelledHere: new Set(), // ticket ids this page cancelled
+  submitting: false,
+  cancelling: false,
+  leaving: false, // on the way to the lobby room
+};
+
+// --- Storage (a tab's searching ticket) ----------------------------------------------------
+
+function remember(key, value) {
+  try {
+    if (value) window.sessionStorage.setItem(key, value);
+    else window.sessionStorage.removeItem(key);
+  } catch {
+    // Storage off (private mode, a policy): the page's config still resumes a search.
+  }
+}
+
+function recall(key) {
+  try {
+    return window.sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+// --- Rules, in words -------------------------------------------------------------------------
+
+function words(name) {
+  return String(name).replace(/[_-]+/g, " ").trim() || String(name);
+}
+
+function label(name) {
+  const text = words(name);
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+// "the relay was not ready" -> "The relay was not ready."
+function sentence(text) {
+  const trimmed = String(text || "").trim();
+  if (!trimmed) return "";
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+function seconds(value) {
+  const total = Math.max(0, Math.round(value));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  const rest = total % 60;
+  return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
+}
+
+function clock(value) {
+  const total = Math.max(0, Math.floor(value));
+  const minutes = Math.floor(total / 60);
+  return `${minutes}:${String(total % 60).padStart(2, "0")}`;
+}
+
+/** The profile's rules as steps: step 0 the `initial` rules, then one per expansion. */
+function parseRules(rules) {
+  const initial = (rules && rules.initial) || {};
+  let playerCount = null;
+  const order = [];
+  const first = {};
+  for (const [name, spec] of Object.entries(initial)) {
+    const rule = { name, type: spec.type, ...(spec.attributes || {}) };
+    first[name] = rule;
+    if (spec.type === "player_count") playerCount = name;
+    else order.push(name);
+  }
+  const steps = [{ after: 0, rules: first, changes: [] }];
+  const expansions = (rules && rules.expansions) || {};
+  const keys = Object.keys(expansions)
+    .map((key) => [Number(key), key])
+    .filter(([value]) => Number.isFinite(value) && value > 0)
+    .sort((a, b) => a[0] - b[0]);
+  for (const [after, key] of keys) {
+    const previous = steps[steps.length - 1].rules;
+    const next = { ...previous };
+    const changes = [];
+    for (const [name, change] of Object.entries(expansions[key] || {})) {
+      if (!next[name] || !change || typeof change !== "object") continue;
+      const fields = change.attributes && typeof change.attributes === "object" ? change.attributes : change;
+      const updated = { ...next[name] };
+      for (const [field, value] of Object.entries(fields)) if (field !== "type") updated[field] = value;
+      next[name] = updated;
+      changes.push({ before: previous[name], after: updated });
+    }
+    steps.push({ after, rules: next, changes });
+  }
+  return {
+    playerCount,
+    attributeRules: order.map((name) => first[name]),
+    steps,
+  };
+}
+
+/** "1v1", "2v2", "Co-op, 2–4 players", "Free-for-all, 8 players", "3 teams of 2–4 players". */
+function teamShape(rule) {
+  if (!rule) return "";
+  const { team_count: teams, min_team_size: low, max_team_size: high } = rule;
+  const size = low === high ? `${high}` : `${low}–${high}`;
+  const players = high === 1 ? "player" : "players";
+  if (teams === 1) return `Co-op, ${size} ${players}`;
+  if (low === high && high === 1 && teams > 2) return `Free-for-all, ${teams} players`;
+  if (low === high && teams <= 4) return Array(teams).fill(high).join("v");
+  return `${teams} teams of ${size} ${players}`;
+}
+
+function teamSentence(rule) {
+  if (!rule) return "";
+  const { team_count: teams, min_team_size: low, max_team_size: high } = rule;
+  const size = low === high ? `${high}` : `${low} to ${high}`;
+  const players = high === 1 ? "player" : "players";
+  if (teams === 1) return `One team of ${size} ${players}`;
+  return `${teams} teams of ${size} ${players}`;
+}
+
+function describeRule(rule) {
+  const name = words(rule.name);
+  switch (rule.type) {
+    case "player_count":
+      return teamSentence(rule);
+    case "string_equality":
+      return `The same ${name} for everyone`;
+    case "number_difference":
+      return `${label(rule.name)} within ${rule.max_difference} of each other`;
+    case "intersection":
+      return `${label(rule.name)}: at least ${rule.overlap} in common`;
+    case "latencies":
+      return (
+        `A region where everyone’s ping is at most ${rule.max_latency} ms, ` +
+        `and within ${rule.difference} ms of each other`
+      );
+    default:
+      return label(rule.name);
+  }
+}
+
+function describeChange({ before, after }) {
+  switch (after.type) {
+    case "player_count":
+      return after.min_team_size < before.min_team_size
+        ? `Teams may be smaller: ${teamSentence(after).toLowerCase()}`
+        : teamSentence(after);
+    case "number_difference":
+      return `${label(after.name)} within ${after.max_difference} (was ${before.max_difference})`;
+    case "intersection":
+      return `${label(after.name)}: at least ${after.overlap} in common (was ${before.overlap})`;
+    case "latencies":
+      return (
+        `Ping at most ${after.max_latency} ms, within ${after.difference} ms of each other ` +
+        `(was ${before.max_latency} and ${before.difference})`
+      );
+    default:
+      return describeRule(after);
+  }
+}
+
+// What the matcher says keeps a ticket waiting (`blocked_by`), said for a player.
+function explain(blockedBy) {
+  if (!blockedBy) {
+    return { lead: "Nothing yet: the queue has not looked at your search", detail: "It does every second or so." };
+  }
+  const rule = /^(player_count|string_equality|number_difference|latencies|intersection)\((.*?)\): (.*)$/s.exec(
+    blockedBy,
+  );
+  if (rule) {
+    const [, type, name, detail] = rule;
+    const leads = {
+      player_count: "More players",
+      string_equality: `Players with the same ${words(name)}`,
+      number_difference: `Players with a ${words(name)} close to yours`,
+      latencies: "Players near a region you can play in",
+      intersection: `Players who share a ${words(name)} value with you`,
+    };
+    return { lead: leads[type], detail: sentence(detail) };
+  }
+  if (blockedBy.startsWith("no match yet")) {
+    return {
+      lead: "A group that fits every rule at once",
+      detail: sentence(blockedBy.replace(/^no match yet: /, "")),
+    };
+  }
+  if (blockedBy.startsWith("attributes no longer fit")) {
+    return {
+      lead: "Nothing can match: this queue’s rules changed since you joined it",
+      detail: `${sentence(blockedBy)} Cancel, then queue again.`,
+    };
+  }
+  return { lead: sentence(blockedBy), detail: "" };
+}
+
+// --- Profiles and the form -------------------------------------------------------------------
+
+// A number per profile name for the ids of its inputs, stable when the list is loaded again.
+const profileNumbers = new Map();
+
+async function loadProfiles() {
+  try {
+    const list = await api("GET", "/api/v1/matchmaking/profiles");
+    const before = state.profiles;
+    state.profiles = new Map(
+      list.map((profile) => {
+        if (!profileNumbers.has(profile.name)) profileNumbers.set(profile.name, profileNumbers.size);
+        const index = profileNumbers.get(profile.name);
+        return [profile.name, { ...profile, index, parsed: parseRules(profile.rules) }];
+      }),
+    );
+    // A profile whose rules changed gets new inputs; the others keep what was typed.
+    for (const [name, profile] of state.profiles) {
+      const old = before && before.get(name);
+      if (old && JSON.stringify(old.rules) !== JSON.stringify(profile.rules)) fieldSets.delete(name);
+    }
+    showMessage(ui.profilesError, "");
+  } catch (error) {
+    showMessage(ui.profilesError, `The queues could not be loaded. ${error.message}`);
+    ui.summary.textContent = "";
+    return;
+  }
+  renderChoices();
+  render();
+}
+
+function profileTitle(profile, name) {
+  return profile ? profile.title || profile.name : name;
+}
+
+function renderChoices() {
+  const profiles = [...state.profiles.values()];
+  const count = profiles.length;
+  ui.summary.textContent = count ? `${plural(count, "queue")} open.` : "";
+  ui.profilesEmpty.hidden = count > 0;
+  ui.form.hidden = count === 0;
+  if (!count) return;
+  const wanted = [state.ticket && state.ticket.profile, state.selected, recall(PROFILE_KEY)];
+  state.selected = wanted.find((name) => name && state.profiles.has(name)) || profiles[0].name;
+  ui.choices.replaceChildren(
+    ...profiles.map((profile) => {
+      const id = `profile-${profile.index}`;
+      const pc = profile.parsed.steps[0].rules[profile.parsed.playerCount];
+      return h(
+        "label",
+        { class: "choice choice--profile" },
+        h("input", {
+          type: "radio",
+          name: "profile",
+          value: profile.name,
+          checked: profile.name === state.selected,
+          "aria-labelledby": `${id}-title`,
+          "aria-describedby": `${id}-about`,
+        }),
+        h(
+          "span",
+          { class: "choice__body" },
+          h(
+            "span",
+            { class: "choice__title" },
+            h("strong", { id: `${id}-title` }, profileTitle(profile)),
+            pc ? h("span", { class: "tag" }, teamShape(pc)) : null,
+          ),
+          h(
+            "span",
+            { id: `${id}-about`, class: "muted small" },
+            pc ? `${teamSentence(pc)}. ` : "",
+            profile.description || "",
+          ),
+        ),
+      );
+    }),
+  );
+  showFields();
+}
+
+ui.choices.addEventListener("change", (event) => {
+  if (event.target.name !== "profile") return;
+  state.selected = event.target.value;
+  remember(PROFILE_KEY, state.selected);
+  clearFieldErrors(ui.form);
+  showMessage(ui.queueError, "");
+  showFields();
+  renderRules();
+});
+
+// One set of inputs per profile, kept while the page lives: switching back keeps what was typed.
+const fieldSets = new Map();
+
+function showFields() {
+  const profile = state.profiles.get(state.selected);
+  if (!fieldSets.has(profile.name)) fieldSets.set(profile.name, buildFields(profile));
+  ui.fields.replaceChildren(fieldSets.get(profile.name));
+  const needs = profile.parsed.attributeRules.length;
+  ui.attributes.hidden = false;
+  ui.attributesHelp.textContent = needs
+    ? `What ${profileTitle(profile)} matches players on.`
+    : `${profileTitle(profile)} needs nothing more from you: just find a match.`;
+}
+
+function fieldId(profile, index) {
+  return `attr-${profile.index}-${index}`;
+}
+
+function hintFor(profile, rule) {
+  // The loosest value the expansions reach, to say what waiting buys.
+  const steps = profile.parsed.steps;
+  const last = steps[steps.length - 1].rules[rule.name];
+  const relaxedAt = steps.find((step) => step.changes.some((change) => change.after.name === rule.name));
+  const later = relaxedAt ? ` (looser after ${seconds(relaxedAt.after)} of waiting)` : "";
+  switch (rule.type) {
+    case "string_equality":
+      return `You meet only players with exactly the same ${words(rule.name)}; capitals count.`;
+    case "number_difference":
+      return relaxedAt
+        ? `You meet players within ${rule.max_difference} of yours, ` +
+            `${last.max_difference} after ${seconds(relaxedAt.after)} of waiting.`
+        : `You meet players within ${rule.max_difference} of yours.`;
+    case "intersection":
+      return `Separate values with commas. Everyone in a match shares at least ${rule.overlap} of them${later}.`;
+    case "latencies":
+      return (
+        "Your ping to each region, in milliseconds (your game measures it). " +
+        `A match is played where everyone’s ping is at most ${rule.max_latency} ms${later}.`
+      );
+    default:
+      return "";
+  }
+}
+
+function buildFields(profile) {
+  const set = h("div", { class: "attribute-fields__set" });
+  profile.parsed.attributeRules.forEach((rule, index) => {
+    set.append(buildField(profile, rule, index));
+  });
+  return set;
+}
+
+function buildField(profile, rule, index) {
+  const id = fieldId(profile, index);
+  const help = h("p", { id: `${id}-help`, class: "hint" }, hintFor(profile, rule));
+  const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
+  const describedBy = `${id}-help ${id}-error`;
+  const common = { id, name: rule.name, "aria-describedby": describedBy, autocomplete: "off" };
+  if (rule.type === "latencies") {
+    const rows = h("div", { class: "latency-rows" });
+    const field = h(
+      "fieldset",
+      { class: "field latencies", dataset: { attr: String(index) }, "aria-describedby": describedBy },
+      h("legend", {}, label(rule.name)),
+      help,
+      rows,
+      h(
+        "button",
+        { type: "button", class: "btn btn--secondary btn--small", dataset: { addRow: "" } },
+        "Add a region",
+      ),
+      error,
+    );
+    for (const [region, ms] of EXAMPLE_LATENCIES) addLatencyRow(rows, id, region, ms);
+    field.addEventListener("click", (event) => {
+      const add = event.target.closest("[data-add-row]");
+      const remove = event.target.closest("[data-remove-row]");
+      if (add) {
+        const row = addLatencyRow(rows, id, "", "");
+        row.querySelector("input").focus();
+      } else if (remove) {
+        const row = remove.closest(".latency-row");
+        const next = row.nextElementSibling || row.previousElementSibling;
+        row.remove();
+        renumberRows(rows, id);
+        (next ? next.querySelector("input") : field.querySelector("[data-add-row]")).focus();
+      }
+    });
+    return field;
+  }
+  let input;
+  if (rule.type === "number_difference") {
+    input = h("input", { ...common, type: "number", step: "any", inputmode: "decimal", placeholder: "e.g. 1500" });
+  } else if (rule.type === "intersection") {
+    input = h("input", {
+      ...common,
+      type: "text",
+      autocapitalize: "off",
+      spellcheck: "false",
+      placeholder: "e.g. harbor, dust",
+    });
+  } else {
+    input = h("input", { ...common, type: "text", maxlength: "200", autocapitalize: "off", spellcheck: "false" });
+  }
+  return h(
+    "div",
+    { class: "field", dataset: { attr: String(index) } },
+    h("label", { for: id }, label(rule.name)),
+    input,
+    help,
+    error,
+  );
+}
+
+function addLatencyRow(rows, id, region, ms) {
+  const row = h(
+    "div",
+    { class: "latency-row" },
+    h(
+      "div",
+      { class: "field" },
+      h("label", { class: "latency-row__label" }, "Region", h("span", { class: "visually-hidden" }, "")),
+      h("input", {
+        type: "text",
+        maxlength: "200",
+        autocomplete: "off",
+        autocapitalize: "off",
+        spellcheck: "false",
+        placeholder: "e.g. eu-west",
+        dataset: { part: "region" },
+      }),
+    ),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { class: "latency-row__label" }, "Ping (ms)", h("span", { class: "visually-hidden" }, "")),
+      h("input", { type: "number", min: "0", step: "any", inputmode: "decimal", dataset: { part: "ms" } }),
+    ),
+    h(
+      "button",
+      { type: "button", class: "btn btn--ghost btn--small latency-row__remove", dataset: { removeRow: "" } },
+      "Remove",
+    ),
+  );
+  row.querySelector("[data-part=region]").value = region;
+  row.querySelector("[data-part=ms]").value = ms === "" || ms === null || ms === undefined ? "" : String(ms);
+  rows.append(row);
+  renumberRows(rows, id);
+  return row;
+}
+
+// Each row's inputs are named for screen readers by their position: "Region 2", "Ping (ms) for region 2".
+function renumberRows(rows, id) {
+  [...rows.children].forEach((row, index) => {
+    const n = index + 1;
+    const [regionLabel, msLabel] = row.querySelectorAll("label");
+    const region = row.querySelector("[data-part=region]");
+    const ms = row.querySelector("[data-part=ms]");
+    region.id = `${id}-region-${n}`;
+    ms.id = `${id}-ms-${n}`;
+    regionLabel.htmlFor = region.id;
+    msLabel.htmlFor = ms.id;
+    regionLabel.lastElementChild.textContent = ` ${n}`;
+    msLabel.lastElementChild.textContent = ` for region ${n}`;
+    row.querySelector("[data-remove-row]").setAttribute("aria-label", `Remove region ${n}`);
+  });
+}
+
+/** The attributes as typed; empty inputs are left out, and the server says what is missing. */
+function collect(profile) {
+  const set = fieldSets.get(profile.name);
+  const attributes = {};
+  const problems = {};
+  profile.parsed.attributeRules.forEach((rule, index) => {
+    const field = set.querySelector(`[data-attr="${index}"]`);
+    if (rule.type === "latencies") {
+      const map = {};
+      for (const row of field.querySelectorAll(".latency-row")) {
+        const region = row.querySelector("[data-part=region]").value.trim();
+        const msInput = row.querySelector("[data-part=ms]");
+        if (!region && msInput.value === "" && !msInput.validity.badInput) continue;
+        if (Object.hasOwn(map, region) && region) {
+          problems[rule.name] = `lists ${region} twice`;
+          continue;
+        }
+        map[region] = msInput.value === "" ? null : Number(msInput.value);
+      }
+      if (Object.keys(map).length) attributes[rule.name] = map;
+      return;
+    }
+    const input = field.querySelector("input");
+    const raw = input.value.trim();
+    if (rule.type === "number_difference") {
+      if (input.validity.badInput) problems[rule.name] = "must be a number";
+      else if (raw !== "") attributes[rule.name] = Number(raw);
+    } else if (rule.type === "intersection") {
+      const values = raw.split(",").map((value) => value.trim()).filter(Boolean);
+      if (values.length) attributes[rule.name] = values;
+    } else if (raw) {
+      attributes[rule.name] = raw;
+    }
+  });
+  return { attributes, problems };
+}
+
+// The API's attribute problems (matchmaking/rules.py), as sentences a player can act on.
+function plainProblem(rule, problem) {
+  const text = String(problem);
+  let match;
+  if (text.startsWith("is missing")) {
+    return {
+      string_equality: "Fill this in.",
+      number_difference: "Enter a number, like 1500.",
+      intersection: "Enter at least one value; separate values with commas.",
+      latencies: "Add at least one region with your ping to it.",
+    }[rule.type] || "Fill this in.";
+  }
+  if (text === "must be a number") return "Enter a number, like 1500.";
+  if (text === "must be a string") return "Enter some text.";
+  if ((match = /^must be at most (\d+) characters$/.exec(text))) return `Use at most ${match[1]} characters.`;
+  if (text === "must be a non-empty list of strings") return "Enter at least one value; separate values with commas.";
+  if ((match = /^must have at most (\d+) items$/.exec(text))) return `Use at most ${match[1]} values.`;
+  if ((match = /^must have at most (\d+) regions$/.exec(text))) return `List at most ${match[1]} regions.`;
+  if (text.startsWith("must be a non-empty object")) return "Add at least one region with your ping to it.";
+  if (text === "must be keyed by region names") return "Give every row a region name.";
+  if ((match = /^must map each region to non-negative milliseconds \((['"])(.*)\1 does not\)$/.exec(text))) {
+    return `Give ${match[2]} a ping of 0 ms or more.`;
+  }
+  if ((match = /^lists (.*) twice$/.exec(text))) return `List each region once: ${match[1]} is there twice.`;
+  return sentence(text);
+}
+
+// Field errors next to their inputs; anything that names no input of this form is the form's.
+function showAttributeErrors(profile, errors) {
+  clearFieldErrors(ui.form);
+  const set = fieldSets.get(profile.name);
+  const stale = [];
+  let first = null;
+  for (const [name, problem] of Object.entries(errors)) {
+    const index = profile.parsed.attributeRules.findIndex((rule) => rule.name === name);
+    if (index < 0) {
+      stale.push(name);
+      continue;
+    }
+    const rule = profile.parsed.attributeRules[index];
+    const field = set.querySelector(`[data-attr="${index}"]`);
+    const slot = field.querySelector(".field-error");
+    slot.textContent = plainProblem(rule, problem);
+    slot.hidden = false;
+    let input = field.querySelector("input");
+    if (rule.type === "latencies") {
+      // The row the problem is about, when it names one.
+      const region = /\((['"])(.*)\1 does not\)$/.exec(String(problem));
+      const rows = [...field.querySelectorAll(".latency-row")];
+      const row = region
+        ? rows.find((item) => item.querySelector("[data-part=region]").value.trim() === region[2])
+        : rows.find((item) => !item.querySelector("[data-part=region]").value.trim());
+      if (row) input = row.querySelector(region ? "[data-part=ms]" : "[data-part=region]");
+      field.setAttribute("aria-invalid", "true");
+    }
+    if (input) input.setAttribute("aria-invalid", "true");
+    first = first || input || field.querySelector("button");
+  }
+  if (stale.length) {
+    // The rules changed since the page loaded them: load them again, with inputs to match.
+    loadProfiles().then(() =>
+      showMessage(ui.queueError, "This queue’s rules have just changed. Check your details and try again."),
+    );
+  } else if (first) {
+    showMessage(ui.queueError, "Check the highlighted details.");
+  }
+  if (first) first.focus();
+  return Boolean(first || stale.length);
+}
+
+function fillForm(ticket) {
+  const profile = state.profiles && state.profiles.get(ticket.profile);
+  if (!profile) return;
+  if (!fieldSets.has(profile.name)) fieldSets.set(profile.name, buildFields(profile));
+  const set = fieldSets.get(profile.name);
+  profile.parsed.attributeRules.forEach((rule, index) => {
+    const value = ticket.attributes ? ticket.attributes[rule.name] : undefined;
+    if (value === undefined) return;
+    const field = set.querySelector(`[data-attr="${index}"]`);
+    if (rule.type === "latencies") {
+      const rows = field.querySelector(".latency-rows");
+      rows.replaceChildren();
+      for (const [region, ms] of Object.entries(value)) addLatencyRow(rows, fieldId(profile, index), region, ms);
+    } else {
+      field.querySelector("input").value = Array.isArray(value) ? value.join(", ") : String(value);
+    }
+  });
+}
+
+ui.form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (state.submitting || !state.profiles) return;
+  clearFieldErrors(ui.form);
+  showMessage(ui.queueError, "");
+  const profile = state.profiles.get(state.selected);
+  const { attributes, problems } = collect(profile);
+  if (Object.keys(problems).length) {
+    showAttributeErrors(profile, problems);
+    return;
+  }
+  state.submitting = true;
+  ui.find.disabled = true;
+  ui.find.textContent = "Joining the queue…";
+  try {
+    const ticket = await api("POST", TICKETS, { profile: profile.name, attributes });
+    showTicket(ticket, { focus: true });
+  } catch (error) {
+    if (error.code === "invalid" && error.fields && error.fields.attributes) {
+      showAttributeErrors(profile, error.fields.attributes);
+    } else if (error.code === "already_queued") {
+      await resumeElsewhere(error);
+    } else if (error.code === "profile_not_found") {
+      showMessage(ui.queueError, "This queue has just closed. Choose another one.");
+      loadProfiles();
+    } else {
+      showMessage(ui.queueError, error.message);
+    }
+  } finally {
+    state.submitting = false;
+    ui.find.disabled = false;
+    ui.find.textContent = "Find a match";
+  }
+});
+
+// A 409 already_queued: the player searches in another queue (another tab, a game client). The
+// API has no "my tickets" call, but this page's own view knows the ticket: read it from there.
+async function resumeElsewhere(error) {
+  let ticket = null;
+  try {
+    const response = await fetch(window.location.pathname, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    });
+    if (response.ok) {
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const script = page.getElementById("queue-config");
+      ticket = script ? JSON.parse(script.textContent).ticket : null;
+    }
+  } catch {
+    ticket = null;
+  }
+  if (!ticket) {
+    showMessage(ui.queueError, `${error.message} Cancel that search first, then try again.`);
+    return;
+  }
+  const where = profileTitle(state.profiles.get(ticket.profile), ticket.profile);
+  showTicket(ticket, { focus: true });
+  showMessage(
+    ui.note,
+    `You were already searching in ${where}, so here is that search. Cancel it to queue elsewhere.`,
+  );
+}
+
+// --- The ticket ------------------------------------------------------------------------------
+
+function iQueued(ticket) {
+  return !ticket.players || ticket.players[0] === me.id;
+}
+
+function showTicket(ticket, { focus = false } = {}) {
+  const before = state.ticket;
+  applyTicket(ticket, { force: true });
+  if (focus && state.ticket && state.ticket.id === ticket.id && before !== state.ticket) {
+    ui.title.focus();
+  }
+}
+
+/**
+ * The one place a ticket snapshot (POST, GET, DELETE answers and `ticket.updated` events) is
+ * applied. A ticket's status only moves from `searching` to a final one, and its expansion step
+ * only grows: an older view arriving late is ignored.
+ */
+function applyTicket(ticket, { force = false, fromEvent = false, navigate = true } = {}) {
+  if (!ticket || !ticket.id) return;
+  const current = state.ticket;
+  let stepChanged = false;
+  if (!current || current.id !== ticket.id) {
+    if (current && current.status === "searching" && !force) return; // another, older ticket's news
+    if (fromEvent && ticket.status !== "searching") return; // the end of a ticket not shown here
+    state.ticket = ticket;
+    showMessage(ui.note, "");
+    showMessage(ui.ticketError, "");
+    fillForm(ticket);
+    if (state.profiles && state.profiles.has(ticket.profile)) {
+      state.selected = ticket.profile;
+      const radio = ui.choices.querySelector(`input[value="${CSS.escape(ticket.profile)}"]`);
+      if (radio) radio.checked = true;
+      showFields();
+    }
+  } else {
+    if (FINAL.has(current.status)) return;
+    if (ticket.status === "searching" && ticket.expansion_step < current.expansion_step) return;
+    stepChanged = ticket.status === "searching" && ticket.expansion_step > current.expansion_step;
+    state.ticket = ticket;
+  }
+  remember(STORAGE_KEY, ticket.status === "searching" ? ticket.id : null);
+  const ended = FINAL.has(ticket.status) && !(current && current.id === ticket.id && FINAL.has(current.status));
+  if (ticket.status === "matched" && ticket.lobby_id && navigate) {
+    goToLobby(ticket.lobby_id);
+  }
+  render();
+  if (stepChanged) {
+    const steps = stepsOf(ticket);
+    announce(`Your search now uses looser rules: step ${ticket.expansion_step + 1}${steps ? ` of ${steps}` : ""}.`);
+  }
+  if (ended) {
+    schedulePoll(); // stops polling
+    const active = document.activeElement;
+    if (!active || active === document.body || active.closest("[hidden]") || active === ui.cancel) {
+      ui.title.focus();
+    }
+  } else {
+    schedulePoll();
+  }
+}
+
+function goToLobby(lobbyId) {
+  if (state.leaving) return;
+  state.leaving = true;
+  stream.stop();
+  window.clearTimeout(pollTimer);
+  remember(STORAGE_KEY, null);
+  window.location.assign(roomUrl(lobbyId));
+}
+
+function stepsOf(ticket) {
+  const profile = state.profiles && state.profiles.get(ticket.profile);
+  return profile ? profile.parsed.steps.length : 0;
+}
+
+function ticketCopy(ticket, profile) {
+  const where = profileTitle(profile, ticket.profile);
+  const pc = profile && profile.parsed.steps[0].rules[profile.parsed.playerCount];
+  const shape = pc ? ` (${teamShape(pc)})` : "";
+  // Its own time to live: a profile's `ticket_ttl` changes only tickets made after the change.
+  const ttl = (Date.parse(ticket.expires_at) - Date.parse(ticket.created_at)) / 1000;
+  switch (ticket.status) {
+    case "searching":
+      return {
+        badge: "Searching",
+        title: "Looking for a match",
+        text: `In ${where}${shape}. Stay on this page: it takes you to your lobby as soon as a match forms.${
+          iQueued(ticket) ? "" : " Your party’s leader queued you, and only they can cancel."
+        }`,
+      };
+    case "matched":
+      return {
+        badge: "Matched",
+        title: "Match found",
+        text: state.leaving ? "Taking you to your lobby…" : "Your search found a match. Its lobby has your relay details.",
+      };
+    case "expired":
+      return {
+        badge: "Expired",
+        title: "No match this time",
+        text:
+          `Nobody fit your search in ${where} within ${seconds(ttl)}. ` +
+          "Queue again, perhaps with a wider range, more values or more regions.",
+      };
+    default:
+      return state.cancelledHere.has(ticket.id)
+        ? {
+            badge: "Cancelled",
+            title: "You left the queue",
+            text: `Your search in ${where} is cancelled. Queue again whenever you like.`,
+          }
+        : {
+            badge: "Cancelled",
+            title: "Your search was cancelled",
+            text:
+              "It ended outside this page: from another tab or a game client, by your party, " +
+              "or because you joined a lobby.",
+          };
+  }
+}
+
+function setText(element, text) {
+  // Only when it changes: these are in a live region, which speaks on every change.
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function renderTicket() {
+  const ticket = state.ticket;
+  const profile = state.profiles && state.profiles.get(ticket.profile);
+  const copy = ticketCopy(ticket, profile);
+  const searching = ticket.status === "searching";
+  ui.ticket.dataset.status = ticket.status;
+  setText(ui.badge, copy.badge);
+  setText(ui.title, copy.title);
+  setText(ui.text, copy.text);
+  ui.searching.hidden = !searching;
+  ui.connection.hidden = !searching;
+  ui.cancel.hidden = !searching || !iQueued(ticket);
+  ui.cancel.setAttribute("aria-disabled", String(state.cancelling));
+  ui.cancel.textContent = state.cancelling ? "Cancelling…" : "Cancel search";
+  ui.again.hidden = searching || ticket.status === "matched";
+  ui.lobbyLink.hidden = !(ticket.status === "matched" && ticket.lobby_id);
+  if (ticket.lobby_id) ui.lobbyLink.href = roomUrl(ticket.lobby_id);
+
+  const tags = Object.entries(ticket.attributes || {}).map(([name, value]) => {
+    let shown;
+    if (Array.isArray(value)) shown = value.join(", ");
+    else if (value && typeof value === "object") {
+      shown = Object.entries(value).map(([region, ms]) => `${region} ${ms} ms`).join(", ");
+    } else shown = String(value);
+    return h("span", { class: "tag tag--quiet" }, `${label(name)}: ${shown}`);
+  });
+  if (!tags.length) tags.push(h("span", { class: "muted" }, "No details needed."));
+  ui.ticketAttributes.replaceChildren(...tags);
+
+  const why = explain(ticket.blocked_by);
+  const lead = h("strong", {}, why.lead);
+  ui.blocked.replaceChildren(lead, why.detail ? h("span", { class: "muted small" }, why.detail) : "");
+  tick();
+}
+
+// The clocks: how long the search has waited, when it expires, when its rules loosen.
+function tick() {
+  const ticket = state.ticket;
+  if (!ticket || ticket.status !== "searching") return;
+  const now = Date.now();
+  const waited = (now - Date.parse(ticket.created_at)) / 1000;
+  ui.waited.textContent = clock(waited);
+  const left = (Date.parse(ticket.expires_at) - now) / 1000;
+  ui.expires.textContent = left > 0 ? `gives up in ${clock(left)}` : "giving up now";
+  const profile = state.profiles && state.profiles.get(ticket.profile);
+  const step = ticket.expansion_step;
+  if (!profile) {
+    ui.step.textContent = step ? `Looser rules, step ${step + 1}` : "The starting rules";
+    return;
+  }
+  const steps = profile.parsed.steps;
+  if (steps.length === 1) {
+    ui.step.textContent = "This queue’s rules stay the same while you wait.";
+    return;
+  }
+  const at = Math.min(step, steps.length - 1);
+  const name = at === 0 ? "the starting rules" : `looser rules, after ${seconds(steps[at].after)}`;
+  let next = "These are the loosest rules.";
+  if (at < steps.length - 1) {
+    const inSeconds = steps[at + 1].after - waited;
+    next = inSeconds > 0 ? `Looser in ${seconds(inSeconds)}.` : "Looser at the next check.";
+  }
+  ui.step.textContent = `Step ${at + 1} of ${steps.length}: ${name}. ${next}`;
+}
+
+ui.cancel.addEventListener("click", async () => {
+  const ticket = state.ticket;
+  if (!ticket || state.cancelling || ticket.status !== "searching") return;
+  state.cancelling = true;
+  state.cancelledHere.add(ticket.id); // the event may arrive before the answer
+  showMessage(ui.ticketError, "");
+  renderTicket();
+  try {
+    applyTicket(await api("DELETE", `${TICKETS}/${ticket.id}`));
+  } catch (error) {
+    state.cancelledHere.delete(ticket.id);
+    if (error.code === "ticket_matched") {
+      // Too late: the match formed meanwhile. Its lobby is where the player belongs now.
+      try {
+        applyTicket(await api("GET", `${TICKETS}/${ticket.id}`));
+      } catch {
+        showMessage(ui.ticketError, error.message);
+      }
+    } else if (error.code === "ticket_not_found") {
+      forget("That search no longer exists.");
+    } else {
+      showMessage(ui.ticketError, error.message);
+    }
+  } finally {
+    state.cancelling = false;
+    if (state.ticket) renderTicket();
+  }
+});
+
+ui.again.addEventListener("click", () => {
+  forget("");
+  const first = ui.form.querySelector("#attribute-fields input") || ui.choices.querySelector("input:checked");
+  if (first) first.focus();
+});
+
+// Back to the form (the values typed, or the last ticket's, are still in it).
+function forget(message) {
+  state.ticket = null;
+  remember(STORAGE_KEY, null);
+  schedulePoll();
+  render();
+  showMessage(ui.queueError, message);
+}
+
+// --- Polling the explanation, following the stream -------------------------------------------
+
+let pollTimer = null;
+let polling = false;
+
+function schedulePoll(delay = POLL_MS) {
+  window.clearTimeout(pollTimer);
+  const ticket = state.ticket;
+  if (!ticket || ticket.status !== "searching" || state.leaving || document.hidden) return;
+  pollTimer = window.setTimeout(poll, delay);
+}
+
+async function poll() {
+  const ticket = state.ticket;
+  if (!ticket || ticket.status !== "searching" || polling) return;
+  polling = true;
+  try {
+    applyTicket(await api("GET", `${TICKETS}/${ticket.id}`));
+    if (ui.ticketError.textContent.startsWith("Could not refresh")) showMessage(ui.ticketError, "");
+  } catch (error) {
+    if (error.code === "ticket_not_found" && state.ticket && state.ticket.id === ticket.id) {
+      forget("Your search is gone. Queue again.");
+    } else if (state.ticket && state.ticket.id === ticket.id) {
+      const text = `Could not refresh your search. ${error.message}`;
+      if (ui.ticketError.textContent !== text) showMessage(ui.ticketError, text);
+    }
+  } finally {
+    polling = false;
+    schedulePoll();
+  }
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) window.clearTimeout(pollTimer);
+  else schedulePoll(0);
+});
+
+function onEvent(event) {
+  if (event.type === "ticket.updated") applyTicket(event.data, { fromEvent: true });
+}
+
+function setConnection(status) {
+  ui.connection.className = `conn conn--${status}`;
+  ui.connectionText.textContent = STREAM_STATUS[status] || status;
+}
+
+const stream = new EventStream({
+  after: config.after,
+  onEvent,
+  onStatus: setConnection,
+  onSignedOut: () => {
+    const text = "You are signed out. Reload the page to choose a display name again.";
+    showMessage(state.ticket ? ui.ticketError : ui.queueError, text);
+  },
+});
+
+// --- Rendering -------------------------------------------------------------------------------
+
+function render() {
+  const view = state.ticket ? "ticket" : state.profiles ? "form" : "loading";
+  ui.queue.dataset.view = view;
+  ui.queue.setAttribute("aria-busy", String(view === "loading"));
+  ui.formCard.hidden = view === "ticket";
+  ui.ticket.hidden = view !== "ticket";
+  if (view === "ticket") renderTicket();
+  renderRules();
+}
+
+function renderRules() {
+  const name = state.ticket ? state.ticket.profile : state.selected;
+  const profile = state.profiles && name ? state.profiles.get(name) : null;
+  ui.rulesCard.hidden = !profile;
+  if (!profile) return;
+  const current = state.ticket && state.ticket.status === "searching" ? state.ticket.expansion_step : null;
+  const pc = profile.parsed.steps[0].rules[profile.parsed.playerCount];
+  const shape = pc ? `: ${teamShape(pc)}` : "";
+  ui.rulesSummary.textContent =
+    `${profileTitle(profile)}${shape}. A search gives up after ${seconds(profile.ticket_ttl)}.`;
+  const items = profile.parsed.steps.map((step, index) => {
+    const lines =
+      index === 0
+        ? [profile.parsed.playerCount, ...profile.parsed.attributeRules.map((rule) => rule.name)]
+            .filter(Boolean)
+            .map((ruleName) => describeRule(step.rules[ruleName]))
+        : step.changes.map(describeChange);
+    const here = current !== null && Math.min(current, profile.parsed.steps.length - 1) === index;
+    return h(
+      "li",
+      { class: `step${here ? " step--current" : ""}`, "aria-current": here ? "step" : false },
+      h(
+        "p",
+        { class: "step__when" },
+        index === 0 ? "From the start" : `After ${seconds(step.after)} of waiting`,
+        here ? h("span", { class: "badge badge--ready" }, "Your search") : null,
+      ),
+      h("ul", { class: "step__rules" }, lines.map((line) => h("li", {}, line))),
+    );
+  });
+  ui.rulesSteps.replaceChildren(...items);
+}
+
+// --- Start -----------------------------------------------------------------------------------
+
+window.setInterval(tick, 1000);
+
+async function start() {
+  let ticket = config.ticket;
+  const stored = recall(STORAGE_KEY);
+  if (!ticket && stored) {
+    // A search this tab started and the server no longer lists as searching: how did it end?
+    try {
+      ticket = await api("GET", `${TICKETS}/${encodeURIComponent(stored)}`);
+    } catch {
+      ticket = null;
+    }
+    if (!ticket) remember(STORAGE_KEY, null);
+  }
+  if (ticket) applyTicket(ticket, { navigate: false });
+  else render();
+  stream.start();
+  await loadProfiles();
+  if (state.ticket) {
+    fillForm(state.ticket);
+    render();
+  }
+}
+
+start();
