@@ -59,11 +59,18 @@ def _forget_broker_connections():
 @pytest.fixture(autouse=True, scope="session")
 def _close_connection_pools_before_teardown(django_db_setup, django_db_blocker):
     """Threads of concurrency tests hand their PostgreSQL connections back to Django's pool,
-    which keeps them open; close it so the test database can be dropped at the end."""
+    which keeps them open, and the live processes' server sessions may outlive them by a moment:
+    close and end them so the test database can be dropped at the end."""
     yield
     from django.db import connections
 
     with django_db_blocker.unblock():
         for connection_ in connections.all(initialized_only=True):
+            if connection_.vendor == "postgresql":
+                with connection_.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
             if getattr(connection_, "pool", None) is not None:
                 connection_.close_pool()
