@@ -7,25 +7,13 @@ right now, if any (the API has no "my tickets" call, and a reload, a second tab 
 may have queued it). Everything else goes through the HTTP API v1 with the session cookie.
 """
 
-from django.db.models import Q
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from lobby import selectors as lobby_selectors
 from lobby.pages import player_required
-from matchmaking.models import Ticket
+from matchmaking.selectors import ticket_searching_for
 from matchmaking.services import ticket_snapshot
-
-
-def _searching_ticket(player) -> Ticket | None:
-    """The searching ticket that seats the player: its own, or its party's (led by another)."""
-    seats_player = Q(player=player) | Q(party__members__player=player, party__members__active=True)
-    return (
-        Ticket.objects.filter(seats_player, status=Ticket.Status.SEARCHING)
-        .select_related("profile")
-        .order_by("-created_at")
-        .first()
-    )
 
 
 @ensure_csrf_cookie
@@ -35,7 +23,7 @@ def queue(request):
     player = lobby_selectors.player_for_user(request.user)
     # The sequence first: a ticket made after this read is replayed to the page by the stream.
     after = player.event_seq
-    ticket = _searching_ticket(player)
+    ticket = ticket_searching_for(player)
     membership = lobby_selectors.active_membership(player)
     page = {
         "me": {"id": player.pk, "displayName": player.display_name},

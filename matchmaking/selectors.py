@@ -27,3 +27,14 @@ def queue_stats() -> dict[int, dict]:
     for profile_id, values in waits.items():
         stats[profile_id]["median_wait"] = round(median(values), 1)
     return stats
+
+
+def ticket_searching_for(player) -> Ticket | None:
+    """The searching ticket that seats the player: its own, or its party's (led by another)."""
+    seats_player = Q(player=player) | Q(party__members__player=player, party__members__active=True)
+    return (
+        Ticket.objects.filter(seats_player, status=Ticket.Status.SEARCHING)
+        .select_related("profile")
+        .order_by("-created_at")
+        .first()
+    )
