@@ -13,9 +13,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
-from rest_framework.authtoken.models import Token
 
-TOKEN_KEYWORD = "Token"  # noqa: S105 - the header keyword, not a secret
+from lobby.authentication import user_for_authorization
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -27,13 +26,7 @@ def _header(scope, name: bytes) -> str | None:
 
 @database_sync_to_async
 def _user_for_token(header: str):
-    keyword, _, key = header.partition(" ")
-    if keyword != TOKEN_KEYWORD or not key.strip():
-        return AnonymousUser()
-    token = Token.objects.select_related("user").filter(key=key.strip()).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    return user_for_authorization(header) or AnonymousUser()
 
 
 def _origin_is_ours(scope) -> bool:

@@ -16,10 +16,11 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.throttling import SimpleRateThrottle
 
+from lobby.authentication import TOKEN_KEYWORD, user_for_authorization
 from lobby.errors import error_body
 from lobby.models import Player
 from lobby.realtime import player_group
-from lobby.selectors import events_after, player_by_token_key, player_for_user
+from lobby.selectors import events_after, player_for_user
 from lobby.services import player_touch
 from lobby.throttles import IpThrottle, PlayerThrottle
 
@@ -28,12 +29,10 @@ MAX_WAIT = 30
 
 def _authenticate(request, session_user) -> Player | None:
     header = request.headers.get("Authorization")
-    if header is not None:
-        keyword, _, key = header.partition(" ")
-        return player_by_token_key(key.strip()) if keyword == "Token" and key.strip() else None
-    if session_user is not None and session_user.is_authenticated:
-        return player_for_user(session_user)
-    return None
+    user = user_for_authorization(header) if header is not None else session_user
+    if user is None or not user.is_authenticated:
+        return None
+    return player_for_user(user)
 
 
 def _throttled(request, player) -> float | None:
@@ -73,7 +72,7 @@ async def player_events(request):
     player = await sync_to_async(_authenticate)(request, session_user)
     if player is None:
         # The same codes as the DRF views: no token, or a token that does not work.
-        if request.headers.get("Authorization", "").split(" ")[0] == "Token":
+        if request.headers.get("Authorization", "").split(" ")[0] == TOKEN_KEYWORD:
             body = error_body("authentication_failed", "Invalid token.")
         else:
             body = error_body("not_authenticated", "Send 'Authorization: Token <key>' or sign in.")

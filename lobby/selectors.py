@@ -1,6 +1,5 @@
 """Reads: players, lobbies, assignments, events (design.md §4-5)."""
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from lobby.errors import NotFound
@@ -19,11 +18,6 @@ def player_for_user(user) -> Player:
         )
         user._player_cache = player
     return player
-
-
-def player_by_token_key(key: str) -> Player | None:
-    user = get_user_model().objects.filter(auth_token__key=key, is_active=True).first()
-    return player_for_user(user) if user else None
 
 
 def lobby_list(*, mode: str = "", region: str = "", q: str = "") -> QuerySet[Lobby]:
