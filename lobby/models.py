@@ -135,6 +135,12 @@ def player_holder(player_id: int) -> str:
     return f"player:{player_id}"
 
 
+def holder_player_id(holder: str) -> int | None:
+    """The player a relay seat's holder names, or None for another app's holder."""
+    prefix, _, raw_id = holder.partition(":")
+    return int(raw_id) if prefix == "player" and raw_id.isdigit() else None
+
+
 class PlayerEvent(models.Model):
     """One row of a player's event stream: written with the change, pushed after commit."""
 

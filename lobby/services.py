@@ -22,7 +22,15 @@ from rest_framework.authtoken.models import Token
 
 from lobby.errors import Conflict, Forbidden, NotFound
 from lobby.events import events_emit, events_emit_each
-from lobby.models import Lobby, Membership, Player, PlayerEvent, new_join_code, player_holder
+from lobby.models import (
+    Lobby,
+    Membership,
+    Player,
+    PlayerEvent,
+    holder_player_id,
+    new_join_code,
+    player_holder,
+)
 from lobby.selectors import assignment_for, lobby_members, lobby_snapshot
 from relays import services as relays
 from relays.models import RelaySession, Seat
@@ -466,11 +474,10 @@ def _fail(lobby: Lobby, session: RelaySession, reason: str) -> None:
 def _seat_member(seat: Seat) -> tuple[Lobby, int] | None:
     """The lobby and player of a seat, if it is a current member's (sessions of other apps'
     have other holders)."""
-    prefix, _, raw_id = seat.holder.partition(":")
+    player_id = holder_player_id(seat.holder)
     lobby = Lobby.objects.filter(relay_session_id=seat.session_id).first()
-    if prefix != "player" or not raw_id.isdigit() or lobby is None:
+    if player_id is None or lobby is None:
         return None
-    player_id = int(raw_id)
     if not lobby.memberships.filter(player_id=player_id, state=ACTIVE).exists():
         return None
     return lobby, player_id

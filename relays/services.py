@@ -311,7 +311,7 @@ def _mark_ready(session: RelaySession, remote: RemoteSession, client: EdgegapCli
 
     seats = list(session.seats.filter(in_create_call=True).order_by("ordinal"))
     try:
-        users = match_seats(seats, remote)
+        users = remote.users_for([seat.ip for seat in seats])
     except UserMatchError as exc:
         relay_session_fail(
             session_pk=session.pk, client=client, reason=f"the relay's players did not match: {exc}"
@@ -341,11 +341,6 @@ def _mark_ready(session: RelaySession, remote: RemoteSession, client: EdgegapCli
         for seat in session.seats.filter(in_create_call=True, revoked=True, revoke_sent=False):
             _after_commit(tasks.seat_revoke, seat.pk)
     logger.info("relay %s: ready as %s", session.pk, session.session_id)
-
-
-def match_seats(seats: Sequence[Seat], remote: RemoteSession):
-    """The session user of each seat, in seat order: by IP, by order among shared IPs."""
-    return remote.users_for([seat.ip for seat in seats])
 
 
 # --- Fail, delete ----------------------------------------------------------------------------
