@@ -49,6 +49,22 @@ def _positive_float(raw):
     return value
 
 
+def _rate(raw):
+    # DRF reads "<count>/<period>" on the first throttled request: a typo must fail at start-up,
+    # not as a 500 on every call.
+    count, _, period = raw.partition("/")
+    if not count.isdigit() or period[:1] not in ("s", "m", "h", "d"):
+        raise ValueError("expected a rate such as 300/min (per second, min, hour or day)")
+    return raw
+
+
+def _lobby_size(raw):
+    value = int(raw)
+    if not 2 <= value <= 1000:
+        raise ValueError("expected a whole number from 2 to 1000")
+    return value
+
+
 def _csv(raw):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
@@ -217,7 +233,7 @@ PUBLIC_URL = _read("PUBLIC_URL", lambda raw: _url(raw, ("http", "https")).rstrip
 
 # --- Lobbies ---------------------------------------------------------------------------------
 
-LOBBY_MAX_PLAYERS = _read("LOBBY_MAX_PLAYERS", int, 64)
+LOBBY_MAX_PLAYERS = _read("LOBBY_MAX_PLAYERS", _lobby_size, 64)
 # A lobby none of whose members has been seen (an API call, an open socket) for this long is
 # closed, and its relay session deleted.
 LOBBY_ABANDON_AFTER = _read("LOBBY_ABANDON_AFTER", _positive_float, 900.0)
@@ -242,10 +258,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["lobby.permissions.IsPlayer"],
     "DEFAULT_THROTTLE_CLASSES": ["lobby.throttles.PlayerThrottle", "lobby.throttles.IpThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "player": _read("THROTTLE_PLAYER", str, "300/min"),
-        "ip": _read("THROTTLE_IP", str, "600/min"),
-        "guest": _read("THROTTLE_GUEST", str, "20/hour"),
-        "join_code": _read("THROTTLE_JOIN_CODE", str, "30/min"),
+        "player": _read("THROTTLE_PLAYER", _rate, "300/min"),
+        "ip": _read("THROTTLE_IP", _rate, "600/min"),
+        "guest": _read("THROTTLE_GUEST", _rate, "20/hour"),
+        "join_code": _read("THROTTLE_JOIN_CODE", _rate, "30/min"),
     },
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "lobby.errors.api_exception_handler",

@@ -33,6 +33,9 @@ def _check(**env):
         ("RELAY_READY_TIMEOUT", "soon"),
         ("RELAY_READY_TIMEOUT", "-5"),
         ("EDGEGAP_API_URL", "api.edgegap.com"),
+        ("THROTTLE_PLAYER", "lots"),
+        ("LOBBY_MAX_PLAYERS", "1"),
+        ("MATCHMAKER_INTERVAL", "0"),
     ],
 )
 def test_malformed_variable_stops_startup_naming_it(name, value):
