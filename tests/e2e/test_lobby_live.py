@@ -9,6 +9,7 @@ import requests
 
 from relays.play import RelayPeer
 from tests.e2e.players import Transcript, gather_lobby, is_ready_assignment
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -75,7 +76,7 @@ def test_four_players_get_their_assignments_over_sockets_and_play(worker_tasks):
     host.call("POST", f"/api/v1/lobbies/{lobby['id']}/end", expect=204)
     others[0].poll_until(lambda event: event["type"] == "lobby.closed")
     with live.edgegap() as edgegap:
-        _wait(lambda: edgegap.list_sessions() == [], "the relay session deleted", live)
+        wait_until(lambda: edgegap.list_sessions() == [], "the relay session deleted", live)
 
 
 def test_polling_only_players_get_their_assignments_and_play(worker_tasks):
@@ -107,7 +108,7 @@ def test_a_socket_closed_before_the_assignment_gets_it_on_reconnect(worker_tasks
     asyncio.run(read_everything_so_far())
     seen = guest.last_seq
     host.call("POST", f"/api/v1/lobbies/{lobby['id']}/start")
-    _wait(
+    wait_until(
         lambda: host.call("GET", "/api/v1/players/me/assignment")["status"] == "ready",
         "the relay to be ready",
         live,
@@ -167,14 +168,3 @@ def test_the_edgegap_token_never_reaches_players_logs_or_admin(worker_tasks, dja
 
     assert not transcript.contains(canary)
     assert canary not in live.log_path.read_text(errors="replace")
-
-
-def _wait(predicate, what, live, timeout=15):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}\n{live.log_tail()}")

@@ -16,20 +16,11 @@ from relays.models import RelaySession
 from relays.play import RelayError, RelayPeer
 from relays.protocol import PingState
 from relays.services import SeatRequest
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 Status = RelaySession.Status
 LOOPBACK = "127.0.0.1"
-
-
-def _wait_for(predicate, timeout, what, live):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n{live.log_tail()}")
 
 
 def _status(session):
@@ -62,7 +53,7 @@ def _peer(session, seat):
 def test_lifecycle_open_ready_play_revoke_close(worker_tasks):
     live = worker_tasks
     session = _open(players=2)
-    _wait_for(lambda: _status(session) == Status.READY, 15, "ready", live)
+    wait_until(lambda: _status(session) == Status.READY, "ready", live, timeout=15)
     host_seat, guest_seat = session.seats.order_by("ordinal")
 
     with _peer(session, host_seat) as host, _peer(session, guest_seat) as guest:
@@ -77,18 +68,18 @@ def test_lifecycle_open_ready_play_revoke_close(worker_tasks):
         assert reply is not None and reply.payload == b"hello guest"
 
         services.relay_seat_revoke(seat=guest_seat)
-        _wait_for(
+        wait_until(
             lambda: guest_seat.__class__.objects.get(pk=guest_seat.pk).revoke_sent,
-            10,
             "the revoke to reach Edgegap",
             live,
+            timeout=10,
         )
         with pytest.raises(RelayError) as refused:
             guest.recv(timeout=3)  # its next keepalive PING is answered Invalid
         assert refused.value.state == PingState.INVALID
 
     assert services.relay_session_close(session=session, reason="match over")
-    _wait_for(lambda: _status(session) == Status.CLOSED, 10, "closed", live)
+    wait_until(lambda: _status(session) == Status.CLOSED, "closed", live, timeout=10)
     assert _edgegap_sessions(live) == []
 
 
@@ -98,16 +89,16 @@ def test_rate_limits_server_errors_and_timeouts_still_end_ready_with_one_session
     # makes the session, but the worker never hears back.
     live.emulator_config(slow=1.5)
     session = _open(players=3)
-    _wait_for(lambda: _status(session) == Status.CREATING, 5, "a create attempt", live)
+    wait_until(lambda: _status(session) == Status.CREATING, "a create attempt", live, timeout=5)
     time.sleep(2.0)
     # Then nothing but 429s, then nothing but 5xx, each until the worker has met one; then a
     # flaky but mostly answering Edgegap.
     for faults, seen in (({"slow": 0, "rate_429": 1.0}, "-> 429"),
                          ({"rate_429": 0, "rate_5xx": 1.0}, "-> 50")):  # fmt: skip
         live.emulator_config(**faults)
-        _wait_for(lambda seen=seen: seen in live.log_tail(5000), 20, seen, live)
+        wait_until(lambda seen=seen: seen in live.log_tail(5000), seen, live, timeout=20)
     live.emulator_config(rate_429=0.15, rate_5xx=0.15)
-    _wait_for(lambda: _status(session) == Status.READY, 60, "ready despite faults", live)
+    wait_until(lambda: _status(session) == Status.READY, "ready despite faults", live, timeout=60)
     live.emulator_config(rate_429=0, rate_5xx=0)
 
     remote = _edgegap_sessions(live)
@@ -121,9 +112,11 @@ def test_never_ready_session_ends_failed_and_deleted(worker_tasks, settings):
     live.emulator_config(never_ready=True)
     settings.RELAY_READY_TIMEOUT = 2  # the deadline is set when the session is opened
     session = _open(players=2)
-    _wait_for(lambda: _status(session) == Status.FAILED, 15, "failed", live)
+    wait_until(lambda: _status(session) == Status.FAILED, "failed", live, timeout=15)
     assert "not ready within" in session.last_error
-    _wait_for(lambda: _edgegap_sessions(live) == [], 5, "the session deleted at Edgegap", live)
+    wait_until(
+        lambda: _edgegap_sessions(live) == [], "the session deleted at Edgegap", live, timeout=5
+    )
 
 
 def _pool_children(worker_pid):
@@ -135,7 +128,7 @@ def test_a_create_killed_mid_call_and_redelivered_makes_one_session(worker_tasks
     live = worker_tasks
     live.emulator_config(slow=0.8)  # under the 1 s timeout: the create's answer does arrive...
     session = _open(players=2)
-    _wait_for(lambda: _status(session) == Status.CREATING, 5, "a create attempt", live)
+    wait_until(lambda: _status(session) == Status.CREATING, "a create attempt", live, timeout=5)
     time.sleep(0.3)  # ...but its pool process is killed while it waits for it
     worker = next(c for c in live.supervisor.children if c.name == "worker")
     for pid in _pool_children(worker.process.pid):
@@ -143,14 +136,14 @@ def test_a_create_killed_mid_call_and_redelivered_makes_one_session(worker_tasks
     live.emulator_config(slow=0)
     # acks_late + reject_on_worker_lost: the task is delivered again, waits out the dead
     # attempt's lease, then finds the session that attempt made instead of making another.
-    _wait_for(lambda: _status(session) == Status.READY, 30, "ready after redelivery", live)
+    wait_until(lambda: _status(session) == Status.READY, "ready after redelivery", live, timeout=30)
     assert [r.session_id for r in _edgegap_sessions(live)] == [session.session_id]
 
 
 def test_reconcile_leaves_no_session_without_an_owner(worker_tasks):
     live = worker_tasks
     ours = _open(players=2)
-    _wait_for(lambda: _status(ours) == Status.READY, 15, "ready", live)
+    wait_until(lambda: _status(ours) == Status.READY, "ready", live, timeout=15)
     with live.edgegap() as client:
         strangers = {client.create_session([LOOPBACK]).session_id for _ in range(12)}
     assert len(_edgegap_sessions(live)) == 13  # more than one page of the list call
@@ -158,11 +151,11 @@ def test_reconcile_leaves_no_session_without_an_owner(worker_tasks):
     tasks.reconcile.delay()  # first sighting: within the 1 s grace
     time.sleep(1.5)
     tasks.reconcile.delay()
-    _wait_for(
+    wait_until(
         lambda: [r.session_id for r in _edgegap_sessions(live)] == [ours.session_id],
-        10,
         "strangers deleted",
         live,
+        timeout=10,
     )
     assert not strangers & {r.session_id for r in _edgegap_sessions(live)}
     assert _status(ours) == Status.READY
