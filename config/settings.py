@@ -9,8 +9,10 @@ always provides one, starting an embedded Redis when none is configured.
 """
 
 import contextlib
+import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -220,7 +222,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 EMULATOR_DEV_TOKEN = "emulator-dev-token"  # noqa: S105  # accepted by the local relay emulator only
 EDGEGAP_API_URL = _read("EDGEGAP_API_URL", lambda raw: _url(raw, ("http", "https")), None)
-EDGEGAP_API_TOKEN = _secret_from_file("EDGEGAP_API_TOKEN") or EMULATOR_DEV_TOKEN
+EDGEGAP_API_TOKEN = _secret_from_file("EDGEGAP_API_TOKEN")
 EDGEGAP_TIMEOUT = _read("EDGEGAP_TIMEOUT", _positive_float, 10.0)
 RELAY_READY_TIMEOUT = _read("RELAY_READY_TIMEOUT", _positive_float, 60.0)
 # An Edgegap session that no live session of ours owns is deleted once it has been seen unowned
@@ -230,6 +232,34 @@ RELAY_RECONCILE_INTERVAL = _read("RELAY_RECONCILE_INTERVAL", _positive_float, 60
 # This service's own public base URL (e.g. https://lobby.example.com). When set, relay sessions
 # are created with a per-session webhook URL under it.
 PUBLIC_URL = _read("PUBLIC_URL", lambda raw: _url(raw, ("http", "https")).rstrip("/"), None)
+
+
+def _is_loopback_url(url):
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# Anything but a loopback URL may be Edgegap itself: the emulator's dev token must never be sent
+# there, and without PUBLIC_URL our sessions carry no mark, so reconciliation could not tell them
+# from another environment's. Refusing here stops every process (web, worker, beat, `check`).
+if EDGEGAP_API_URL is None or _is_loopback_url(EDGEGAP_API_URL):
+    EDGEGAP_API_TOKEN = EDGEGAP_API_TOKEN or EMULATOR_DEV_TOKEN
+else:
+    for _name, _value, _why in (
+        ("EDGEGAP_API_TOKEN (or EDGEGAP_API_TOKEN_FILE)", EDGEGAP_API_TOKEN,
+         "the emulator's dev token only serves the local emulator"),
+        ("PUBLIC_URL", PUBLIC_URL, "it marks which relay sessions are this deployment's"),
+    ):  # fmt: skip
+        if not _value:
+            raise ImproperlyConfigured(
+                f"{_name} must be set when EDGEGAP_API_URL={EDGEGAP_API_URL!r} is not a"
+                f" loopback URL: {_why}"
+            )
 
 # --- Lobbies ---------------------------------------------------------------------------------
 
