@@ -9,13 +9,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from config.admission import gated  # noqa: E402
 from lobby.auth import PlayerAuthMiddlewareStack  # noqa: E402
 from lobby.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A crowd queues in the event loop, not in threads fighting over the database pool.
+        "http": gated(
+            django_asgi_app,
+            limit=settings.ADMISSION_LIMIT,
+            queue_timeout=settings.REQUEST_QUEUE_TIMEOUT,
+            exempt_prefixes=["/" + settings.STATIC_URL.lstrip("/")],
+        ),
         "websocket": PlayerAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,5 +1,7 @@
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.views import defaults
 
+from config.admission import is_pool_exhausted, overload_log, overloaded_response
 from lobby.errors import json_404, json_500
 
 
@@ -21,3 +23,27 @@ def handler500(request):
     if _is_api(request):
         return json_500(request)
     return defaults.server_error(request)
+
+
+class OverloadMiddleware:
+    """The last resort for views outside DRF (pages, probes, the events long-poll): a database
+    that has no connection for us answers 503 + Retry-After with one log line, not a 500 with a
+    traceback per request. DRF views get the same from the API's exception handler."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        # Only the process_exception hook matters; the request passes through untouched.
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_pool_exhausted(exception):
+            return None
+        overload_log.note("database", f"{type(exception).__name__}: {exception}")
+        return overloaded_response()

@@ -137,6 +137,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Pool exhaustion in a non-DRF view: 503 + Retry-After, not a 500 (config/admission.py).
+    "config.errors.OverloadMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -164,6 +166,25 @@ DATABASES = {"default": _read("DATABASE_URL", _database, None) or _database("sql
 _db = DATABASES["default"]
 # Under ASGI every request may run on a new thread: persistent connections leak there.
 _db["CONN_MAX_AGE"] = 0
+
+
+def _pool_size(raw):
+    value = int(raw)
+    if not 1 <= value <= 1000:
+        raise ValueError("expected a whole number from 1 to 1000")
+    return value
+
+
+# PostgreSQL connections each process may hold (its pool's size; docs/api.md "Overload" has the
+# max_connections arithmetic), and how long a request waits for one before it is answered 503:
+# far less than a client's patience.
+DATABASE_POOL_SIZE = _read("DATABASE_POOL_SIZE", _pool_size, 10)
+DATABASE_POOL_TIMEOUT = _read("DATABASE_POOL_TIMEOUT", _positive_float, 2.0)
+# Admission control (config/admission.py): at most this many sync requests run at once per web
+# process, two fewer than the pool holds so that probes, sockets and long-polls find a connection;
+# the others queue up to REQUEST_QUEUE_TIMEOUT seconds, then get 503 + Retry-After.
+ADMISSION_LIMIT = max(1, DATABASE_POOL_SIZE - 2)
+REQUEST_QUEUE_TIMEOUT = _read("REQUEST_QUEUE_TIMEOUT", _positive_float, 5.0)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if not Path(_db["NAME"]).is_absolute():
         _db["NAME"] = str(BASE_DIR / _db["NAME"])
@@ -178,7 +199,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # one per test run, so that two runs side by side do not delete each other's.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 10, "timeout": 10}
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -349,7 +374,7 @@ if not DEBUG:
 # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = _secret_from_file("METRICS_TOKEN")
 # Extra Prometheus collectors (dotted paths of functions returning exposition lines).
-METRICS_COLLECTORS = []
+METRICS_COLLECTORS = ["config.admission.metrics_lines"]
 
 LOG_LEVEL = _read("LOG_LEVEL", str.upper, "INFO")
 LOGGING = {

@@ -73,6 +73,12 @@ def api_exception_handler(exc, context):
 
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status)
+    from config.admission import is_pool_exhausted, overload_log, overloaded_response
+
+    if is_pool_exhausted(exc):
+        # A crowd, not a bug: 503 + Retry-After and one summarised log line, no traceback.
+        overload_log.note("database", f"{type(exc).__name__}: {exc}")
+        return overloaded_response()
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("too_large", "The request body is too large."),
