@@ -46,8 +46,15 @@ class RelaySession(models.Model):
     # object, which lets a retried create recognise a session its lost attempt made.
     webhook_key = models.CharField(max_length=64, unique=True, default=_webhook_key, editable=False)
     last_error = models.TextField(blank=True)
-    # A create attempt holds this lease so a redelivered task does not race a running one.
+    # A create attempt holds this claim so a redelivered task does not race a running one.
     create_lease_until = models.DateTimeField(null=True, blank=True)
+    # Whoever drives this session's next step (a queued task, a create attempt, the next poll)
+    # holds it until then. The database is the truth: when the lease runs out with the session
+    # still short of ready or closed (a killed worker, a lost task, Redis restarted empty), the
+    # sweep drives it again; the steps' own claims make a duplicate harmless.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # The poll chain's generation: a poll runs only if it claims the generation it was sent with,
+    # so a re-driven poll and a late original never make two chains.
     poll_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -83,6 +90,11 @@ class Seat(models.Model):
     # Set once Edgegap confirmed the revoke (or the session is gone), so it is not sent twice.
     revoke_sent = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
+    # Set when an authorize-user call is sent: a later attempt first looks at the session for a
+    # user Edgegap seated for this IP (the answer may have been lost), instead of asking twice.
+    authorize_sent_at = models.DateTimeField(null=True, blank=True)
+    # As on the session: who drives this seat's authorize or revoke, until when.
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -113,6 +125,8 @@ class UnownedSession(models.Model):
 
     session_id = models.CharField(max_length=100, unique=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
+    # Ours (its webhook URL is under our hook path) or, with the opt-in, another environment's.
+    ours = models.BooleanField(default=True)
 
     def __str__(self):
         return self.session_id

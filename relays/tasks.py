@@ -9,10 +9,11 @@ services record them). Countdowns stay far below the broker's visibility timeout
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
+from django.conf import settings
 
+from config.locks import LockLost, exclusive
 from relays import services
-from relays.client import TransientError, get_client
+from relays.edgegap import TransientError, get_client
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ def session_create(self, session_pk: str):
 
 
 @shared_task(name="relays.session_poll", **RELAY_TASK)
-def session_poll(self, session_pk: str):
+def session_poll(self, session_pk: str, generation: int | None = None):
     # A transient error retries the poll; the session's deadline still bounds the whole wait.
-    _run(self, services.relay_session_poll, session_pk=session_pk)
+    _run(self, services.relay_session_poll, session_pk=session_pk, generation=generation)
 
 
 @shared_task(name="relays.session_delete", **RELAY_TASK)
@@ -77,15 +78,26 @@ def seat_revoke(self, seat_pk: int):
 
 @shared_task(name="relays.reconcile", bind=True, acks_late=True, ignore_result=True)
 def reconcile(self):
-    # One pass at a time across every host: a slow pass must not overlap the next beat tick.
-    if not cache.add("relays:reconcile:lock", self.request.id or "eager", timeout=300):
-        logger.info("reconcile: another pass is running")
-        return
-    try:
-        with get_client() as client:
-            report = services.relay_reconcile(client=client)
-        logger.info("reconcile: %s", report)
-    except TransientError as exc:
-        logger.warning("reconcile: Edgegap unavailable (%s); the next pass tries again", exc)
-    finally:
-        cache.delete("relays:reconcile:lock")
+    # One pass at a time across every host. The lock dies with its holder: a short TTL, renewed
+    # before each Edgegap call (each bounded by the timeout), so a killed worker blocks the next
+    # pass for one TTL at most.
+    with exclusive("relays:reconcile", ttl=settings.EDGEGAP_TIMEOUT * 3) as lock:
+        if lock is None:
+            logger.info("reconcile: another pass is running")
+            return
+        try:
+            with get_client() as client:
+                report = services.relay_reconcile(client=client, renew=lock.renew)
+            logger.info("reconcile: %s", report)
+        except TransientError as exc:
+            logger.warning("reconcile: Edgegap unavailable (%s); the next pass tries again", exc)
+        except LockLost:
+            logger.warning("reconcile: the pass outlived its lock; another host carries on")
+
+
+@shared_task(name="relays.sweep", bind=True, ignore_result=True)
+def sweep(self):
+    # Cheap (indexed reads; Edgegap is called only to fail sessions past their deadline), and
+    # safe to run on several hosts at once: every step it drives claims before acting.
+    with get_client() as client:
+        services.relay_sweep(client=client)

@@ -99,7 +99,7 @@ class LiveStack:
 
     def edgegap(self):
         """A client of the emulator, as the worker has: to look at Edgegap's side of things."""
-        from relays.client import EdgegapClient
+        from relays.edgegap import EdgegapClient
 
         return EdgegapClient(self.emulator_url, EMULATOR_TOKEN, timeout=10)
 

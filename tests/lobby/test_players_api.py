@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from lobby.models import Lobby
 from relays import services as relays
 from relays import signals
-from relays.client import EdgegapClient
+from relays.edgegap import EdgegapClient
 from relays.emulator.server import EmulatorThread
 from relays.models import RelaySession
 from tests.lobby.conftest import RELAY
