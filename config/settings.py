@@ -254,6 +254,16 @@ RELAY_READY_TIMEOUT = _read("RELAY_READY_TIMEOUT", _positive_float, 60.0)
 # for this long (a create whose answer is not stored yet must not be deleted under it).
 RELAY_ORPHAN_GRACE = _read("RELAY_ORPHAN_GRACE", _positive_float, 120.0)
 RELAY_RECONCILE_INTERVAL = _read("RELAY_RECONCILE_INTERVAL", _positive_float, 60.0)
+# Reconciliation deletes only sessions carrying our mark (a webhook URL under PUBLIC_URL). Sessions
+# of other environments in the same Edgegap organisation are never touched unless this opts in
+# (e.g. a dedicated account whose leftovers from before the mark existed must go).
+RELAY_RECONCILE_FOREIGN = _read("RELAY_RECONCILE_FOREIGN", _bool, False)
+# Seconds between sweeps that re-drive relay work whose lease ran out (a killed worker, a lost
+# task) and fail sessions past their ready deadline.
+RELAY_SWEEP_INTERVAL = _read("RELAY_SWEEP_INTERVAL", _positive_float, 5.0)
+# Slack on every lease beyond its Edgegap calls (3 x EDGEGAP_TIMEOUT): time a task may sit in the
+# broker before the sweep presumes it lost. Too short only costs duplicate (harmless) steps.
+RELAY_LEASE_MARGIN = _read("RELAY_LEASE_MARGIN", _positive_float, 15.0)
 # This service's own public base URL (e.g. https://lobby.example.com). When set, relay sessions
 # are created with a per-session webhook URL under it.
 PUBLIC_URL = _read("PUBLIC_URL", lambda raw: _url(raw, ("http", "https")).rstrip("/"), None)
@@ -298,6 +308,7 @@ MATCHMAKER_INTERVAL = _read("MATCHMAKER_INTERVAL", _positive_float, 1.0)
 
 CELERY_BEAT_SCHEDULE = {
     "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
+    "relays-sweep": {"task": "relays.sweep", "schedule": RELAY_SWEEP_INTERVAL},
     "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
     "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
     "matchmaking-run": {"task": "matchmaking.run", "schedule": MATCHMAKER_INTERVAL},
