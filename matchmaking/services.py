@@ -1,9 +1,9 @@
 """Writes: parties, tickets, and the matcher pass that turns matches into lobbies.
 
-A pass runs per profile under a lock that holds across hosts (the shared cache: Redis in
-production), reads the searching tickets in one query, forms matches in memory
-(`matchmaking.matcher`), then commits each match on its own: a conditional update moves exactly
-its tickets from `searching` to `matched`, so a ticket cancelled meanwhile is never matched
+A pass runs per profile under a lock that holds across hosts and dies with its holder
+(`config.locks`: Redis in production), reads the searching tickets in one query, forms matches in
+memory (`matchmaking.matcher`), then commits each match on its own: a conditional update moves
+exactly its tickets from `searching` to `matched`, so a ticket cancelled meanwhile is never matched
 (the match is dropped and its other tickets search on), and the lobby is created and started in
 the same transaction. Every ticket change is a `ticket.updated` event for its players.
 """
@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.locks import LockLost, exclusive
 from lobby.errors import Conflict, Forbidden, Invalid, NotFound
 from lobby.events import events_emit
 from lobby.models import Membership, Player
@@ -263,18 +263,19 @@ class PassReport:
 
 def matchmaking_pass(*, profile: Profile) -> PassReport | None:
     """One pass over the profile's queue; None when another host is running it."""
-    lock = f"matchmaking:pass:{profile.pk}"
-    token = uuid.uuid4().hex
-    if not cache.add(lock, token, timeout=PASS_LOCK_SECONDS):
-        return None
-    try:
-        return _pass(profile)
-    finally:
-        if cache.get(lock) == token:
-            cache.delete(lock)
+    with exclusive(f"matchmaking:pass:{profile.pk}", ttl=PASS_LOCK_SECONDS) as lock:
+        if lock is None:
+            return None
+        try:
+            return _pass(profile, renew=lock.renew)
+        except LockLost:
+            # Every match committed so far stands (each is its own transaction); the rest of the
+            # queue is for the host that now holds the lock.
+            logger.warning("matchmaking pass for %s outlived its lock; stopped", profile.name)
+            return None
 
 
-def _pass(profile: Profile) -> PassReport:
+def _pass(profile: Profile, renew=lambda: None) -> PassReport:
     report = PassReport(profile=profile.name)
     now = timezone.now()
     report.expired = _expire(Ticket.objects.filter(profile=profile), now)
@@ -298,6 +299,7 @@ def _pass(profile: Profile) -> PassReport:
     result = form_matches(tickets, parse_rules(profile.rules), now.timestamp())
     members_of = {pk: members for pk, members, *_ in rows}
     for match in result.matches:
+        renew()
         lobby_id = _commit_match(profile, match, members_of)
         if lobby_id is None:
             report.dropped += 1

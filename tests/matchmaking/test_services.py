@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from config.locks import exclusive
 from lobby import services as lobby_services
 from lobby.errors import Conflict, Forbidden
 from lobby.models import Lobby, PlayerEvent
@@ -199,8 +200,10 @@ def test_a_lonely_ticket_says_what_it_waits_for(profile):
 
 
 def test_only_one_pass_per_profile_runs_at_a_time(profile):
-    cache.add(f"matchmaking:pass:{profile.pk}", "another-host", timeout=30)
-    assert services.matchmaking_pass(profile=profile) is None
+    with exclusive(f"matchmaking:pass:{profile.pk}", ttl=30) as held:
+        assert held is not None
+        assert services.matchmaking_pass(profile=profile) is None
+    assert services.matchmaking_pass(profile=profile) is not None  # released with its holder
 
 
 def test_a_player_who_joined_a_lobby_meanwhile_is_not_seated(profile):
