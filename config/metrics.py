@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from lobby.models import Lobby, Player
+from lobby.realtime import metrics_lines as realtime_metrics_lines
 from relays.models import RelaySession
 
 
@@ -39,6 +40,7 @@ def collect() -> str:
         _by(RelaySession, "status", RelaySession.Status.choices),
     )
     lines += _gauge("relaylobby_players", "Players ever created.", [({}, Player.objects.count())])
+    lines += realtime_metrics_lines()  # pushes dropped by the channel layer, sockets repaired
     for extra in getattr(settings, "METRICS_COLLECTORS", ()):
         from django.utils.module_loading import import_string
 

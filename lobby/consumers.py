@@ -4,9 +4,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from lobby.realtime import player_group
+from lobby.realtime import player_group, socket_monitor
 from lobby.selectors import events_after, player_for_user
-from lobby.services import SEEN_RESOLUTION, player_touch
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
@@ -14,7 +13,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     On connect: authenticate, join the player's group, then replay every event after `after`
     from the database, then forward pushes. A push can overlap the replay; events carry `seq`,
-    and nothing at or below the last one sent goes out twice.
+    and nothing at or below the last one sent goes out twice. The process's socket monitor
+    (lobby.realtime) repairs a lost push without waiting for a later one, and keeps the
+    player's presence; the socket itself runs no timer.
     """
 
     async def connect(self):
@@ -31,32 +32,36 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             self.last_seq = 0
         self.player = await database_sync_to_async(player_for_user)(user)
         self.group = player_group(self.player.pk)
+        # Replays and pushes go out one at a time, so seqs leave in order.
+        self.sending = asyncio.Lock()
         # Join before reading: an event committed meanwhile is in the replay or in a push.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        # Pushes that arrive meanwhile wait: a consumer handles one message at a time.
-        await self._replay()
-        # An open socket is presence: the lobby is not abandoned while its players are here.
-        self.presence = asyncio.ensure_future(self._keep_seen())
+        # Watched before the replay: a push lost from here on is noticed (and waits its turn).
+        self.monitor = socket_monitor()
+        self.monitor.add(self)
+        async with self.sending:
+            await self._replay()
 
-    async def _replay(self):
+    async def repair(self) -> int:
+        """Send what the database has beyond the last seq sent; the number of events sent."""
+        async with self.sending:
+            return await self._replay()
+
+    async def _replay(self) -> int:
+        sent = 0
         while True:
             events = await database_sync_to_async(events_after)(
                 player=self.player, after=self.last_seq
             )
             for event in events:
-                await self._send_event(event.as_message())
+                sent += await self._send_event(event.as_message())
             if not events:
-                return
-
-    async def _keep_seen(self):
-        while True:
-            await database_sync_to_async(player_touch)(self.player)
-            await asyncio.sleep(SEEN_RESOLUTION.total_seconds())
+                return sent
 
     async def disconnect(self, code):
-        if hasattr(self, "presence"):
-            self.presence.cancel()
+        if hasattr(self, "monitor"):
+            self.monitor.remove(self)
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -68,16 +73,18 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def player_event(self, event):
         message = event["message"]
         seq = message.get("seq")
-        if seq is not None and seq > self.last_seq + 1:
-            # A push was lost on the way (channel layers deliver at most once): the database
-            # has it, and the replay sends everything up to and including this one, in order.
-            await self._replay()
-        await self._send_event(message)
+        async with self.sending:
+            if seq is not None and seq > self.last_seq + 1:
+                # A push was lost on the way (channel layers deliver at most once): the database
+                # has it, and the replay sends everything up to and including this one, in order.
+                await self._replay()
+            await self._send_event(message)
 
-    async def _send_event(self, message):
+    async def _send_event(self, message) -> int:
         seq = message.get("seq")
         if seq is not None:
             if seq <= self.last_seq:
-                return
+                return 0
             self.last_seq = seq
         await self.send_json(message)
+        return 1

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 
 from lobby.models import Player, PlayerEvent
-from lobby.realtime import player_push
+from lobby.realtime import players_push
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ def events_emit_each(data_by_player: dict[int, dict], *, type: str) -> list[Play
 
 
 def _push(events: list[PlayerEvent]) -> None:
-    for event in events:
-        try:
-            player_push(player_id=event.player_id, message=event.as_message())
-        except Exception:  # the row is committed: the player gets it on replay or by polling
-            logger.warning("push of event %s to player %s failed", event.seq, event.player_id)
+    try:
+        players_push([(event.player_id, event.as_message()) for event in events])
+    except Exception:
+        # The rows are committed: sockets get them from the monitor's database check or on
+        # reconnect, pollers by REST.
+        logger.warning("push of %s event(s) failed", len(events), exc_info=True)

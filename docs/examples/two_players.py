@@ -43,6 +43,7 @@ from relays.play import RelayPeer
 
 HTTP_TIMEOUT = 10  # seconds, for every ordinary request
 LONG_POLL = 25  # seconds a long-poll may wait for an event (the server allows up to 30)
+SOCKET_CHECK = 20  # seconds of socket silence after which the REST stream is read anyway
 
 
 class LobbyError(Exception):
@@ -112,21 +113,37 @@ class Player:
                 yield event
 
     def events_by_websocket(self, deadline: float):
-        """Yield this player's events from the WebSocket until `deadline`.
+        """Yield this player's events from the WebSocket until `deadline`, each once, in order.
 
         `after` makes the server replay what this player has not seen yet, so nothing is lost
-        between the last event read and the socket opening (or across a reconnect).
+        between the last event read and the socket opening (or across a reconnect). A push can
+        still go missing on the server's side: a `seq` that skips ahead is filled from the REST
+        stream first, and a socket quiet for SOCKET_CHECK seconds is checked against it too.
         """
         url = self.base_url.replace("http", "ws", 1) + f"/ws/v1/events?after={self.last_seq}"
         headers = {"Authorization": f"Token {self.token}"}
         with websocket_connect(url, additional_headers=headers) as socket:
             while (left := deadline - time.monotonic()) > 0:
                 try:
-                    event = json.loads(socket.recv(timeout=left))
+                    event = json.loads(socket.recv(timeout=min(left, SOCKET_CHECK)))
                 except TimeoutError:
-                    return
+                    yield from self._events_from_rest(up_to=None)
+                    continue
+                if event["seq"] <= self.last_seq:
+                    continue  # already had it (from the REST stream)
+                if event["seq"] > self.last_seq + 1:
+                    yield from self._events_from_rest(up_to=event["seq"])
                 self.last_seq = event["seq"]
                 yield event
+
+    def _events_from_rest(self, up_to: int | None):
+        """The events after `last_seq` (and before `up_to`) from `GET /players/me/events`."""
+        page = self._call("GET", "/api/v1/players/me/events", params={"after": self.last_seq})
+        for event in page["events"]:
+            if up_to is not None and event["seq"] >= up_to:
+                return
+            self.last_seq = event["seq"]
+            yield event
 
     def wait_for_assignment(self, lobby_id: str, via: str, timeout: float = 90.0) -> dict:
         """This player's relay assignment for the lobby, once its status is `ready`."""

@@ -3,10 +3,13 @@ held by uvicorn, through Redis (embedded on the default stack, REDIS_URL's on se
 
 import asyncio
 import json
+import time
 
 import pytest
 import websockets
+from asgiref.sync import sync_to_async
 
+from lobby.events import events_emit
 from lobby.services import player_create_guest
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -64,3 +67,38 @@ def test_socket_without_credentials_is_refused(live_stack):
         return refused.value.response.status_code
 
     assert asyncio.run(scenario()) == 403
+
+
+def test_a_lost_push_reaches_the_web_process_socket_within_two_seconds(live_stack, settings):
+    # The test process commits the event and its push is lost on the way (drop rate 1); the
+    # socket is held by the real uvicorn, whose monitor reads the push log in Redis and replays
+    # the row from the database. No later event comes to reveal the gap.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "lobby.realtime.LossyRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [live_stack.redis_url],
+                "prefix": "relaylobby:channels",
+                "drop_rate": 1.0,
+            },
+        }
+    }
+    player, key = _player_with_token("lost")
+
+    async def scenario():
+        headers = {"Authorization": f"Token {key}"}
+        async with websockets.connect(
+            f"{live_stack.ws_url}/ws/v1/events", additional_headers=headers
+        ) as ws:
+            await asyncio.sleep(0.5)  # connected and watched by the web process's monitor
+            started = time.monotonic()
+            [event] = await sync_to_async(events_emit)(
+                player_ids=[player.pk], type="test.lost", data={"n": 1}
+            )
+            message = await _receive(ws, timeout=2)
+            return event, message, time.monotonic() - started
+
+    event, message, took = asyncio.run(scenario())
+    assert message == event.as_message(), live_stack.log_tail()
+    assert took < 2
+    assert "replayed from the database" in live_stack.log_tail(200)

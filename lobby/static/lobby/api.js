@@ -282,6 +282,9 @@ const SOCKET_HEALTHY_MS = 5000; // a socket that lived this long (or spoke) work
 const SOCKET_FAILURES_BEFORE_POLLING = 3;
 const SOCKET_RETRY_WHILE_POLLING_MS = 30000;
 const POLL_WAIT_S = 25; // the server holds a long-poll for up to 30 s
+// While the socket is open, the REST stream is read this often anyway: the server repairs lost
+// pushes itself, this catches a socket that went quiet without closing (a dead proxy).
+const SOCKET_CHECK_MS = 20000;
 
 /**
  * The player's events (design.md §5), in `seq` order, each exactly once.
@@ -292,7 +295,9 @@ const POLL_WAIT_S = 25; // the server holds a long-poll for up to 30 s
  * `GET /api/v1/players/me/events?after=&wait=` and retries the socket now and then.
  *
  * Channel layers deliver at most once, so a push can go missing while later ones arrive: a gap
- * in `seq` is filled from the REST stream before the later event is handled.
+ * in `seq` is filled from the REST stream before the later event is handled, and while the
+ * socket is open the REST stream is also read every SOCKET_CHECK_MS, so a lost last push
+ * arrives even if the socket goes quiet (the server repairs it on the socket within seconds).
  */
 export class EventStream {
   constructor({ after = 0, onEvent, onStatus = () => {}, onSignedOut = () => {} }) {
@@ -306,6 +311,7 @@ export class EventStream {
     this.stopped = false;
     this.queue = Promise.resolve();
     this.timer = null;
+    this.checkTimer = null;
     this.status = null;
     window.addEventListener("online", () => this.reconnectSoon(0));
     // Leaving the page closes the socket: that is not a failure to recover from.
@@ -325,6 +331,7 @@ export class EventStream {
   stop() {
     this.stopped = true;
     window.clearTimeout(this.timer);
+    window.clearInterval(this.checkTimer);
     this.stopPolling();
     if (this.socket) {
       const socket = this.socket;
@@ -366,6 +373,8 @@ export class EventStream {
       openedAt = Date.now();
       this.stopPolling();
       this.setStatus("live");
+      window.clearInterval(this.checkTimer);
+      this.checkTimer = window.setInterval(() => this.check(), SOCKET_CHECK_MS);
     });
     socket.addEventListener("message", (message) => {
       spoke = true;
@@ -380,6 +389,7 @@ export class EventStream {
     socket.addEventListener("close", () => {
       if (this.socket !== socket) return;
       this.socket = null;
+      window.clearInterval(this.checkTimer);
       const healthy = spoke || (openedAt && Date.now() - openedAt >= SOCKET_HEALTHY_MS);
       this.socketEnded(healthy);
     });
@@ -416,6 +426,17 @@ export class EventStream {
     if (event.seq > this.lastSeq + 1) await this.fillGap(event.seq);
     if (event.seq <= this.lastSeq) return;
     this.deliver(event);
+  }
+
+  // One page of the REST stream after the last seq, through the same queue as pushes.
+  async check() {
+    if (this.stopped || this.polling) return;
+    try {
+      const page = await api("GET", `/api/v1/players/me/events?after=${this.lastSeq}`);
+      for (const event of page.events) this.receive(event);
+    } catch {
+      // The socket is still there; the next check or a reconnect tries again.
+    }
   }
 
   async fillGap(upTo) {
