@@ -212,10 +212,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = _read("REDIS_URL", lambda raw: _url(raw, ("redis", "rediss", "unix")), None)
 
 if REDIS_URL:
+    # capacity: channels_redis queues the pushes to all sockets of one web process under one
+    # key, and drops (INFO-logged) beyond `capacity` waiting there; queued pushes expire after
+    # 60 s, so this bounds what a stalled or dead process can hold, not throughput.
+    # group_expiry: a member not renewed within it leaves its group. Live sockets are renewed
+    # by their process's monitor every third of it (lobby.realtime); a crashed process's
+    # channels are gone within it, instead of the default day of pushes into nowhere.
+    # CHANNEL_LAYER_DROP_RATE (0-1, tests and benchmarks only) drops that share of pushes.
+    _drop_rate = _read("CHANNEL_LAYER_DROP_RATE", lambda raw: min(max(float(raw), 0.0), 1.0), 0)
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "relaylobby:channels"},
+            "BACKEND": "lobby.realtime.LossyRedisChannelLayer"
+            if _drop_rate
+            else "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": "relaylobby:channels",
+                "capacity": 50_000,
+                "group_expiry": 90,
+                **({"drop_rate": _drop_rate} if _drop_rate else {}),
+            },
         }
     }
     CACHES = {
