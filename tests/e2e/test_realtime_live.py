@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 
 from lobby.events import events_emit
 from lobby.services import player_create_guest
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -101,4 +102,10 @@ def test_a_lost_push_reaches_the_web_process_socket_within_two_seconds(live_stac
     event, message, took = asyncio.run(scenario())
     assert message == event.as_message(), live_stack.log_tail()
     assert took < 2
-    assert "replayed from the database" in live_stack.log_tail(200)
+    # The web process says so (logged just after the replay went out).
+    wait_until(
+        lambda: "replayed from the database" in live_stack.log_tail(200),
+        "the repair's WARNING",
+        live_stack,
+        timeout=5,
+    )
