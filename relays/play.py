@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from relays.protocol import (
-    MAX_HOST_PAYLOAD,
+    MAX_PAYLOAD,
     PingReply,
     PingState,
     ProtocolError,
@@ -228,7 +228,7 @@ def run_host(
         if data is None:
             continue
         log(f"[conn {data.connection_id}] {data.payload.decode(errors='replace')}")
-        peer.send((b"echo: " + data.payload)[:MAX_HOST_PAYLOAD], data.connection_id)
+        peer.send((b"echo: " + data.payload)[:MAX_PAYLOAD], data.connection_id)
         answered += 1
     return answered
 

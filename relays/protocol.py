@@ -20,16 +20,17 @@ What a peer sends to the relay always starts with a 9-byte prefix, integers litt
 
 What the relay sends back carries no tokens:
 
-    01 <state>               reply to a PING (see `PingState`)
+    01 <state>               reply to a PING (see `PingState`); any later bytes are ignored
     02 <payload>             DATA for a client (from the host)
     02 <u32 conn> <payload>  DATA for the host (from the client the relay numbered `conn`)
 
 The host never learns client addresses, only connection ids, which are never 0.
 
-A datagram is at most `MAX_DATAGRAM` (1200) bytes, so the payload budget depends on the role:
-`MAX_CLIENT_PAYLOAD` = 1200 - 9 = 1191 bytes for a client, `MAX_HOST_PAYLOAD` = 1200 - 9 - 4 =
-1187 bytes for the host (the connection id costs 4). A game that wants one number for both roles
-uses 1187. The relay adds no reliability, ordering nor encryption: that is the game's job.
+A datagram is at most `MAX_DATAGRAM` (1200) bytes and the relay's header costs up to 13 (the
+9-byte prefix and the host's 4-byte connection id), so the game payload is at most `MAX_PAYLOAD`
+= 1187 bytes **for both roles**, as Edgegap's manual says. A client's DATA could hold 1191 bytes
+by arithmetic alone, but the relay is entitled to drop it (the emulator does): 1187 it is. The
+relay adds no reliability, ordering nor encryption: that is the game's job.
 
 Tokens are **unsigned** 32-bit: values above 2^31 are normal, so never store them in a signed
 32-bit integer (a common bug in generated clients). The worked example of edgegap-relay.md, user
@@ -59,8 +60,8 @@ from typing import TypeVar
 MAX_DATAGRAM = 1200
 PREFIX_SIZE = 9
 CONNECTION_ID_SIZE = 4
-MAX_CLIENT_PAYLOAD = MAX_DATAGRAM - PREFIX_SIZE  # 1191
-MAX_HOST_PAYLOAD = MAX_DATAGRAM - PREFIX_SIZE - CONNECTION_ID_SIZE  # 1187
+RELAY_HEADER_SIZE = PREFIX_SIZE + CONNECTION_ID_SIZE  # the most any datagram spends on headers
+MAX_PAYLOAD = MAX_DATAGRAM - RELAY_HEADER_SIZE  # 1187, whichever the role
 U32_MAX = 2**32 - 1
 
 _PREFIX = struct.Struct("<IIB")  # user token, session token, message type
@@ -129,8 +130,8 @@ def encode_ping(user_token: int, session_token: int) -> bytes:
 
 
 def encode_client_data(user_token: int, session_token: int, payload: bytes) -> bytes:
-    """A client's DATA datagram, for the host. `payload` is at most `MAX_CLIENT_PAYLOAD` bytes."""
-    _check_payload(payload, MAX_CLIENT_PAYLOAD)
+    """A client's DATA datagram, for the host. `payload` is at most `MAX_PAYLOAD` bytes."""
+    _check_payload(payload, MAX_PAYLOAD)
     return _prefix(user_token, session_token, MessageType.DATA) + payload
 
 
@@ -140,10 +141,10 @@ def encode_host_data(
     """The host's DATA datagram for the client numbered `connection_id`.
 
     `connection_id` is one the host received with that client's data (never 0); `payload` is at
-    most `MAX_HOST_PAYLOAD` bytes.
+    most `MAX_PAYLOAD` bytes.
     """
     _check_u32("connection_id", connection_id, minimum=1)
-    _check_payload(payload, MAX_HOST_PAYLOAD)
+    _check_payload(payload, MAX_PAYLOAD)
     prefix = _prefix(user_token, session_token, MessageType.DATA)
     return prefix + _U32.pack(connection_id) + payload
 
@@ -163,9 +164,11 @@ def decode_peer_datagram(datagram: bytes, *, from_host: bool) -> PeerDatagram:
         if len(datagram) != PREFIX_SIZE:
             raise ProtocolError(f"a PING is exactly 9 bytes, got {len(datagram)}")
         return PeerDatagram(user_token, session_token, message_type)
-    if not from_host:
-        return PeerDatagram(user_token, session_token, message_type, bytes(datagram[PREFIX_SIZE:]))
-    connection_id, payload = _split_connection_id(datagram, PREFIX_SIZE)
+    if from_host:
+        connection_id, payload = _split_connection_id(datagram, PREFIX_SIZE)
+    else:
+        connection_id, payload = None, bytes(datagram[PREFIX_SIZE:])
+    _check_payload(payload, MAX_PAYLOAD)  # 1187 for a client too, though 1191 would fit
     return PeerDatagram(user_token, session_token, message_type, payload, connection_id)
 
 
@@ -179,14 +182,14 @@ def encode_ping_reply(state: PingState) -> bytes:
 
 def encode_data_for_client(payload: bytes) -> bytes:
     """What the relay sends a client on behalf of the host: `02 <payload>`."""
-    _check_payload(payload, MAX_HOST_PAYLOAD)
+    _check_payload(payload, MAX_PAYLOAD)
     return bytes((MessageType.DATA,)) + payload
 
 
 def encode_data_for_host(connection_id: int, payload: bytes) -> bytes:
     """What the relay sends the host on behalf of a client: `02 <u32 connection id> <payload>`."""
     _check_u32("connection_id", connection_id, minimum=1)
-    _check_payload(payload, MAX_CLIENT_PAYLOAD)
+    _check_payload(payload, MAX_PAYLOAD)
     return bytes((MessageType.DATA,)) + _U32.pack(connection_id) + payload
 
 
@@ -201,8 +204,10 @@ def decode_relay_packet(packet: bytes, *, for_host: bool) -> PingReply | RelayDa
         raise ProtocolError("empty packet")
     message_type = _enum(MessageType, packet[0], "message type")
     if message_type is MessageType.PING:
-        if len(packet) != 2:
-            raise ProtocolError(f"a PING reply is exactly 2 bytes, got {len(packet)}")
+        # Read the state byte and ignore whatever follows, as Mirror's transport does: a relay
+        # may append to its reply, and dropping the reply would leave the peer Checking forever.
+        if len(packet) < 2:
+            raise ProtocolError("a PING reply needs its state byte")
         return PingReply(_enum(PingState, packet[1], "ping state"))
     if not for_host:
         return RelayData(bytes(packet[1:]))

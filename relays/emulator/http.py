@@ -1,9 +1,12 @@
 """The emulator's REST API: Edgegap's relay session contract (edgegap-relay.md §1) as raw ASGI.
 
 Paths, bodies, status codes and quirks are Edgegap's: `Authorization: token <key>` (401 when
-missing or malformed, 403 when the key is wrong), `{"message": ...}` error bodies, a paginated
-list to follow by `has_next`, 204 without a body on delete, a singular `session_user` from
-authorize-user, and 204 or 200 from revoke-user. The fault knobs apply here, to `/v1` only; the
+missing or malformed, 403 when the key is wrong), `{"message": ...}` error bodies, a list paginated
+by offset in creation order (follow `has_next`; a delete shifts later sessions onto earlier pages),
+answers without any token until the session is ready, 409 from authorize-user before then, 204
+without a body on delete, a singular `session_user` from authorize-user, and 204 or 200 from
+revoke-user. The fault knobs apply here, to `/v1` only, in this order: a 429 or 5xx (drawn before
+any work, so nothing was done), the work, a slow reply, a lost reply (the work *was* done). The
 `/_emulator` control endpoints (same auth) always answer:
 
     GET  /_emulator/config   the knobs
@@ -91,31 +94,47 @@ class EmulatorApp:
         if scope["type"] != "http":  # lifespan is off and there are no websockets
             return
         request = await _read_request(scope, receive)
-        response = await self._respond(request)
+        response, lost = await self._respond(request)
         query = f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
-        logger.info("%s %s%s -> %d", request.method, request.path, query, response.status)
-        await _send(send, response)
+        outcome = f"{response.status}, answer lost" if lost else str(response.status)
+        logger.info("%s %s%s -> %s", request.method, request.path, query, outcome)
+        if lost:
+            await _lose(send, response, cut=self.emulator.rng.random() < 0.5)
+        else:
+            await _send(send, response)
 
-    async def _respond(self, request: Request) -> Response:
+    async def _respond(self, request: Request) -> tuple[Response, bool]:
+        """The response, and whether to lose it instead of sending it."""
         try:
             self._authenticate(request)
             handler, params = self._resolve(request)
             if request.path.startswith(CONTROL_PREFIX):
-                return handler(request, **params)
+                return handler(request, **params), False
         except HttpError as exc:
-            return exc.response
+            return exc.response, False
         knobs = self.emulator.knobs
+        rng = self.emulator.rng
+        self.emulator.check_host_timeouts()  # so that GET and the list read SessionTimeout
         try:
             # Error faults strike before the handler runs: a 429 or a 5xx has created nothing.
             self._inject_fault(knobs)
-            response = handler(request, **params)
         except HttpError as exc:
-            response = exc.response
+            fault = exc.response
+        else:
+            fault = None
+            try:
+                response = handler(request, **params)
+            except HttpError as exc:
+                response = exc.response
         # `slow` delays the reply after the work is done: a client that times out must cope with
         # a call that did succeed (a session created that it never heard of).
-        if knobs.slow:
+        if knobs.slow and (knobs.slow_rate == 1 or rng.random() < knobs.slow_rate):
             await asyncio.sleep(knobs.slow)
-        return response
+        if fault is not None:
+            return fault, False
+        # A lost answer is always one whose work was done: the hard case for a client, which
+        # sees a connection error and cannot tell whether its call had any effect.
+        return response, bool(knobs.lose_rate) and rng.random() < knobs.lose_rate
 
     def _authenticate(self, request: Request) -> None:
         scheme, _, key = (request.authorization or "").partition(" ")
@@ -153,8 +172,9 @@ class EmulatorApp:
         users = body.get("users")
         if not isinstance(users, list) or not users:
             raise HttpError(400, "users must be a non-empty list of {ip} objects")
+        strict = self.emulator.knobs.strict
         ips = [
-            _ip(user.get("ip") if isinstance(user, dict) else None, f"users[{index}].ip")
+            _ip(user.get("ip") if isinstance(user, dict) else None, f"users[{index}].ip", strict)
             for index, user in enumerate(users)
         ]
         _check_filters(body.get("filters"))
@@ -174,11 +194,18 @@ class EmulatorApp:
             number = 0
         if number < 1:
             raise HttpError(400, "page must be a positive integer")
-        size = self.emulator.knobs.page_size
+        knobs = self.emulator.knobs
+        size = knobs.page_size
+        # Offset pagination over the sessions in creation order, as Edgegap's: deleting a session
+        # shifts every later one a place back, so a client paging through meanwhile skips one.
         sessions = self.emulator.store.all()
         num_pages = max(1, math.ceil(len(sessions) / size))
-        # A page past the end is empty rather than an error: sessions deleted while a client
-        # pages through the list shorten it under its feet.
+        # Sessions deleted while a client pages through shorten the list under its feet, so the
+        # page it asks for next may no longer exist. Edgegap's answer to that is unknown.
+        if number > num_pages and knobs.page_past_end != "empty":
+            raise HttpError(
+                int(knobs.page_past_end), f"page {number} does not exist: {num_pages} page(s)"
+            )
         page = sessions[(number - 1) * size : number * size]
         has_next, has_previous = number < num_pages, number > 1
         return Response(
@@ -205,11 +232,16 @@ class EmulatorApp:
     def _authorize_user(self, request: Request) -> Response:
         body = request.json()
         session_id = _session_id(body)
-        ip = _ip(body.get("user_ip"), "user_ip")
+        strict = self.emulator.knobs.strict
+        ip = _ip(body.get("user_ip"), "user_ip", strict)
         session = self._session(session_id)
+        if not session.ready:
+            raise HttpError(409, f"relay session {session_id} is not ready yet")
+        if strict and session.holds_ip(ip):
+            raise HttpError(409, f"a user of relay session {session_id} already has this IP")
         user = self.emulator.store.authorize(session, ip)
         answer = session.as_json()
-        del answer["session_users"]
+        answer.pop("session_users", None)
         answer["session_user"] = user.as_json()  # singular, as Edgegap answers
         return Response(200, answer)
 
@@ -257,12 +289,20 @@ def _session_id(body: dict[str, Any]) -> str:
     return session_id
 
 
-def _ip(value: Any, where: str) -> str:
-    # Any address will do here, loopback and private ones included: Edgegap may refuse those.
+def _ip(value: Any, where: str, public_only: bool = False) -> str:
+    # Loopback and private addresses pass unless `strict`: the dev stack's players are all on
+    # 127.0.0.1, while Edgegap, which locates players by IP to pick a relay, may refuse them.
     try:
-        return str(ipaddress.ip_address(value))
+        if not isinstance(value, str):  # ip_address(5) would be 0.0.0.5
+            raise ValueError
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise HttpError(400, f"{where} must be an IP address, got {value!r}") from None
+    # `is_global` follows IANA's special-purpose registries: private, loopback, link-local,
+    # shared (CGNAT), documentation and benchmarking ranges are all refused.
+    if public_only and not (address.is_global and not address.is_multicast):
+        raise HttpError(400, f"{where} must be a public IP address, got {value!r}")
+    return str(address)
 
 
 def _check_filters(filters: Any) -> None:
@@ -304,11 +344,51 @@ async def _read_request(scope: dict, receive: Callable) -> Request:
     )
 
 
-async def _send(send: Callable, response: Response) -> None:
+def _encode(response: Response) -> tuple[list[tuple[bytes, bytes]], bytes]:
     headers = list(response.headers)
     body = b""
     if response.body is not None:
         body = json.dumps(response.body).encode()
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    return headers, body
+
+
+async def _send(send: Callable, response: Response) -> None:
+    headers, body = _encode(response)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _lose(send: Callable, response: Response, *, cut: bool) -> None:
+    """Close the connection instead of answering: with nothing sent at all, or (`cut`) after the
+    status, the headers and half the body. Either way the client sees a broken connection, never
+    an HTTP error status.
+    """
+    status, (headers, body) = response.status, _encode(response)
+    transport = _transport(send)
+    if transport is None and not body:  # a 204: give it a body to cut
+        status, headers, body = 200, [(b"content-length", b"2")], b"{}"
+    if (cut and body) or transport is None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+    if transport is None:
+        # Returning mid-body makes any ASGI server close the connection. (Returning before the
+        # start would make it answer 500 instead, hence the partial body.)
+        return
+    transport.close()  # after flushing what was written
+    # Once uvicorn sees the disconnect it neither sends a 500 for the missing answer nor logs
+    # an error about it.
+    for _ in range(100):
+        if getattr(send.__self__, "disconnected", True):
+            break
+        await asyncio.sleep(0.01)
+
+
+def _transport(send: Callable) -> Any:
+    # ASGI offers no way to drop a connection without answering: an app that returns without
+    # a response gets a 500 written for it. uvicorn's `send` is a method of its request cycle,
+    # which holds the connection's asyncio transport; the emulator reaches for it. Tests pin that
+    # the client sees a connection error, so a uvicorn that changes this fails them loudly.
+    return getattr(getattr(send, "__self__", None), "transport", None)

@@ -60,7 +60,10 @@ class Emulator:
         """A new session, host first. It gets ready (or fails) later, as the knobs say."""
         session = self.store.create(ips, webhook_url)
         knobs = self.knobs  # the knobs of the moment of creation rule this session's fate
-        if not knobs.never_ready:
+        never_ready = knobs.never_ready or (
+            bool(knobs.never_ready_rate) and self.rng.random() < knobs.never_ready_rate
+        )
+        if not never_ready:
             self._allocations[session.session_id] = asyncio.create_task(
                 self._allocate(session, knobs)
             )
@@ -78,6 +81,11 @@ class Emulator:
         logger.info("session %s deleted", session_id)
         return True
 
+    def check_host_timeouts(self) -> None:
+        """Mark the ready sessions whose host went silent as timed out (knob `host_timeout`)."""
+        for relay in self._relays.values():
+            relay.check_host_timeout()
+
     def reset(self) -> None:
         """Delete every session."""
         for session in self.store.all():
@@ -90,9 +98,7 @@ class Emulator:
             logger.info("session %s failed: %s", session.session_id, knobs.error_state)
         else:
             # Registered before the ports are bound, so that a delete meanwhile closes them.
-            relay = self._relays[session.session_id] = SessionRelay(
-                session, lambda: self.knobs.validation_delay
-            )
+            relay = self._relays[session.session_id] = SessionRelay(session, lambda: self.knobs)
             server_port, client_port = await relay.open(RELAY_IP)
             session.link(RELAY_HOST, RELAY_IP, server_port, client_port)
             logger.info(

@@ -1,10 +1,16 @@
 """The emulator's REST API through real HTTP: Edgegap's contract (edgegap-relay.md §1), knobs."""
 
+import http.client
 import http.server
 import json
+import os
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -87,7 +93,20 @@ def test_control_endpoints_need_the_same_authorization(emulator):
 # --- Sessions --------------------------------------------------------------------------------
 
 
-def test_a_new_session_is_initializing_then_becomes_ready_with_a_relay(emulator):
+def shape_of_pending_users(session):
+    """Which of Edgegap's pre-READY shapes `session_users` takes (edgegap-relay.md §1)."""
+    if "session_users" not in session:
+        return "absent"
+    users = session["session_users"]
+    if not users:
+        return "empty"
+    if all(set(user) == {"ip_address"} for user in users):
+        return "no_token"
+    assert all(user["authorization_token"] is None for user in users), users
+    return "null_token"
+
+
+def test_a_new_session_is_initializing_without_tokens_then_ready_with_tokens_and_a_relay(emulator):
     emulator.config(ready_delay=0.2)
     session = create(emulator, "203.0.113.1", "198.51.100.2")
     assert session["session_id"].endswith("-S")
@@ -96,18 +115,18 @@ def test_a_new_session_is_initializing_then_becomes_ready_with_a_relay(emulator)
         False,
         False,
     )
-    assert session["relay"] is None
+    assert (session["authorization_token"], session["relay"]) == (None, None)
     assert session["error"] is None
     assert session["webhook_url"] is None
-    assert [user["ip_address"] for user in session["session_users"]] == [
-        "203.0.113.1",
-        "198.51.100.2",
-    ]
-    assert {"latitude", "longitude", "authorization_token"} <= set(session["session_users"][0])
+    shape_of_pending_users(session)  # one of the shapes Edgegap allows, none with a token
 
     ready = wait_until(emulator, session["session_id"], lambda s: s["ready"])
     assert (ready["status"], ready["linked"]) == ("READY", True)
-    assert ready["authorization_token"] == session["authorization_token"]
+    assert 0 < ready["authorization_token"] <= U32_MAX
+    users = ready["session_users"]
+    assert [user["ip_address"] for user in users] == ["203.0.113.1", "198.51.100.2"]
+    assert all(0 < user["authorization_token"] <= U32_MAX for user in users)
+    assert {"latitude", "longitude"} <= set(users[0])
     relay = ready["relay"]
     assert (relay["ip"], relay["host"]) == ("127.0.0.1", "localhost")
     server, client = relay["ports"]["server"], relay["ports"]["client"]
@@ -116,10 +135,32 @@ def test_a_new_session_is_initializing_then_becomes_ready_with_a_relay(emulator)
     assert server["link"] == f"localhost:{server['port']}"
 
 
+def test_answers_before_ready_take_every_shape_edgegap_allows_and_hold_no_token(emulator):
+    emulator.config(never_ready=True)
+    shapes = {}
+    for n in range(24):
+        session = create(emulator, f"203.0.113.{n}", "198.51.100.2")
+        shapes[session["session_id"]] = shape_of_pending_users(session)
+        assert session["authorization_token"] is None
+    assert set(shapes.values()) == {"null_token", "no_token", "empty", "absent"}
+
+    # A session keeps its shape: GET and the list answer it the same way until it is ready.
+    for session_id, shape in list(shapes.items())[:8]:
+        assert shape_of_pending_users(call(emulator, "GET", f"{SESSIONS}/{session_id}").json()) == (
+            shape
+        )
+    listed = call(emulator, "GET", SESSIONS).json()["sessions"]
+    assert [shape_of_pending_users(s) for s in listed] == [shapes[s["session_id"]] for s in listed]
+    assert all(s["authorization_token"] is None for s in listed)
+    users = [user for s in listed for user in s.get("session_users", [])]
+    assert all(user.get("authorization_token") is None for user in users)
+
+
 def test_tokens_are_unsigned_32_bit_and_values_above_2_31_occur(emulator):
     tokens = []
     for _ in range(4):
-        session = create(emulator, *[f"203.0.113.{n}" for n in range(1, 9)])
+        session_id = create(emulator, *[f"203.0.113.{n}" for n in range(1, 9)])["session_id"]
+        session = wait_until(emulator, session_id, lambda s: s["ready"])
         tokens.append(session["authorization_token"])
         tokens += [user["authorization_token"] for user in session["session_users"]]
     assert all(isinstance(token, int) and 0 < token <= U32_MAX for token in tokens)
@@ -138,6 +179,7 @@ def test_tokens_are_unsigned_32_bit_and_values_above_2_31_occur(emulator):
         (b'{"users": [{"addr": "203.0.113.1"}]}', "users[0].ip"),
         (b'{"users": [{"ip": "203.0.113.1"}, {"ip": "999.1.1.1"}]}', "users[1].ip"),
         (b'{"users": ["203.0.113.1"]}', "users[0].ip"),
+        (b'{"users": [{"ip": 3405803777}]}', "users[0].ip"),
         (b'{"users": [{"ip": "203.0.113.1"}], "filters": {"field": "location"}}', "filters"),
         (
             b'{"users": [{"ip": "203.0.113.1"}], '
@@ -212,6 +254,54 @@ def test_a_page_past_the_end_is_empty_and_a_bad_page_is_400(emulator):
     assert call(emulator, "GET", f"{SESSIONS}?page=two").status_code == 400
 
 
+@pytest.mark.parametrize("answer", [404, 400])
+def test_page_past_end_makes_a_page_past_the_end_an_error(emulator, answer):
+    emulator.config(page_size=2, page_past_end=str(answer))
+    for n in range(3):
+        create(emulator, f"203.0.113.{n}")
+    assert call(emulator, "GET", f"{SESSIONS}?page=2").status_code == 200  # the last page
+    past = call(emulator, "GET", f"{SESSIONS}?page=3")
+    assert past.status_code == answer
+    assert "page 3" in past.json()["message"]
+
+
+def test_a_delete_while_paging_shifts_a_session_onto_a_page_already_read(emulator):
+    # Offset pagination in creation order, as Edgegap's: absence from a list proves nothing.
+    emulator.config(page_size=2)
+    ids = [create(emulator, f"203.0.113.{n}")["session_id"] for n in range(5)]
+    first = call(emulator, "GET", SESSIONS).json()
+    assert [s["session_id"] for s in first["sessions"]] == ids[:2]
+    assert call(emulator, "DELETE", f"{SESSIONS}/{ids[0]}").status_code == 204
+    second = call(emulator, "GET", f"{SESSIONS}?page=2").json()
+    assert [s["session_id"] for s in second["sessions"]] == ids[3:5]
+    seen = {s["session_id"] for s in first["sessions"] + second["sessions"]}
+    assert ids[2] not in seen  # alive all along, and never listed to this reader
+    assert call(emulator, "GET", f"{SESSIONS}/{ids[2]}").status_code == 200
+    assert second["pagination"]["has_next"] is False
+
+
+def test_the_deletion_that_empties_the_last_page_makes_it_a_page_past_the_end(emulator):
+    emulator.config(page_size=2, page_past_end="404")
+    ids = [create(emulator, f"203.0.113.{n}")["session_id"] for n in range(3)]
+    assert call(emulator, "GET", SESSIONS).json()["pagination"]["has_next"] is True
+    call(emulator, "DELETE", f"{SESSIONS}/{ids[0]}")
+    assert call(emulator, "GET", f"{SESSIONS}?page=2").status_code == 404
+
+
+def test_sessions_of_another_environment_share_the_list(emulator):
+    # The list covers the whole organisation: staging's sessions (marked by their own webhook
+    # host) come in the same pages as ours.
+    ours = create(emulator, "203.0.113.1", webhook_url="http://127.0.0.1:9/hooks/relays/k1")
+    theirs = create(emulator, "203.0.113.2", webhook_url="https://staging.example.test/hooks/x")
+    unmarked = create(emulator, "203.0.113.3")
+    listed = call(emulator, "GET", SESSIONS).json()["sessions"]
+    assert [(s["session_id"], s["webhook_url"]) for s in listed] == [
+        (ours["session_id"], ours["webhook_url"]),
+        (theirs["session_id"], "https://staging.example.test/hooks/x"),
+        (unmarked["session_id"], None),
+    ]
+
+
 def test_delete_answers_204_without_a_body_then_404(emulator):
     session_id = create(emulator, "203.0.113.1")["session_id"]
     deleted = call(emulator, "DELETE", f"{SESSIONS}/{session_id}")
@@ -221,14 +311,23 @@ def test_delete_answers_204_without_a_body_then_404(emulator):
     assert call(emulator, "DELETE", f"{SESSIONS}/{session_id}").status_code == 404
 
 
-def test_authorize_user_answers_the_session_with_a_singular_session_user(emulator):
-    session = create(emulator, "203.0.113.1")
-    response = call(
+def authorize(emulator, session_id, ip):
+    return call(
         emulator,
         "POST",
         "/v1/relays/sessions:authorize-user",
-        json={"session_id": session["session_id"], "user_ip": "198.51.100.7"},
+        json={"session_id": session_id, "user_ip": ip},
     )
+
+
+def create_ready(emulator, *ips, **body):
+    session_id = create(emulator, *ips, **body)["session_id"]
+    return wait_until(emulator, session_id, lambda s: s["ready"])
+
+
+def test_authorize_user_answers_the_session_with_a_singular_session_user(emulator):
+    session = create_ready(emulator, "203.0.113.1")
+    response = authorize(emulator, session["session_id"], "198.51.100.7")
     assert response.status_code == 200
     answer = response.json()
     assert "session_users" not in answer
@@ -243,6 +342,21 @@ def test_authorize_user_answers_the_session_with_a_singular_session_user(emulato
     assert [u["ip_address"] for u in users] == ["203.0.113.1", "198.51.100.7"]
 
 
+def test_authorize_user_is_409_while_the_session_is_not_ready(emulator):
+    emulator.config(never_ready=True)
+    session_id = create(emulator, "203.0.113.1")["session_id"]
+    response = authorize(emulator, session_id, "198.51.100.7")
+    assert response.status_code == 409
+    assert "not ready" in response.json()["message"]
+    emulator.config(never_ready=False, error_state="no relay available")
+    failed_id = create(emulator, "203.0.113.1")["session_id"]
+    wait_until(emulator, failed_id, lambda s: s["error"])
+    assert authorize(emulator, failed_id, "198.51.100.7").status_code == 409
+    emulator.config(never_ready=True)  # neither session gained a user
+    for sid in (session_id, failed_id):
+        assert len(call(emulator, "GET", f"{SESSIONS}/{sid}").json().get("session_users", [])) <= 1
+
+
 def test_authorize_user_checks_its_body_and_the_session(emulator):
     path = "/v1/relays/sessions:authorize-user"
     session_id = create(emulator, "203.0.113.1")["session_id"]
@@ -252,6 +366,40 @@ def test_authorize_user_checks_its_body_and_the_session(emulator):
     assert no_id.status_code == 400
     unknown = call(emulator, "POST", path, json={"session_id": "x-S", "user_ip": "198.51.100.7"})
     assert unknown.status_code == 404
+
+
+def test_an_ip_may_be_seated_twice_unless_strict(emulator):
+    session_id = create_ready(emulator, "8.8.8.8")["session_id"]
+    assert authorize(emulator, session_id, "1.1.1.1").status_code == 200
+    assert authorize(emulator, session_id, "1.1.1.1").status_code == 200  # two players, one NAT
+    emulator.config(strict=True)
+    refused = authorize(emulator, session_id, "1.1.1.1")
+    assert refused.status_code == 409
+    assert "already has this IP" in refused.json()["message"]
+    assert authorize(emulator, session_id, "8.8.8.8").status_code == 409  # the host's IP too
+    assert authorize(emulator, session_id, "9.9.9.9").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "ip", ["127.0.0.1", "10.1.2.3", "192.168.1.20", "100.64.0.1", "169.254.0.9", "203.0.113.5",
+           "224.0.0.1", "0.0.0.0", "::1", "fd00::1"],
+)  # fmt: skip
+def test_strict_refuses_non_public_ips_on_create_and_authorize(emulator, ip):
+    session_id = create_ready(emulator, "8.8.8.8")["session_id"]
+    emulator.config(strict=True)
+    response = call(emulator, "POST", SESSIONS, json={"users": [{"ip": "8.8.4.4"}, {"ip": ip}]})
+    assert response.status_code == 400
+    assert "users[1].ip must be a public IP address" in response.json()["message"]
+    assert authorize(emulator, session_id, ip).status_code == 400
+    assert total_count(emulator) == 1
+
+
+def test_strict_accepts_public_ips_and_loopback_passes_when_not_strict(emulator):
+    emulator.config(strict=True)
+    create(emulator, "8.8.8.8", "2606:4700:4700::1111")
+    emulator.config(strict=False)
+    create(emulator, "127.0.0.1", "10.0.0.2")  # the dev stack: every player on loopback
+    assert total_count(emulator) == 2
 
 
 def revoke(emulator, session_id, token):
@@ -264,7 +412,7 @@ def revoke(emulator, session_id, token):
 
 
 def test_revoke_user_answers_204_without_a_body_and_removes_the_user(emulator):
-    session = create(emulator, "203.0.113.1", "198.51.100.2")
+    session = create_ready(emulator, "203.0.113.1", "198.51.100.2")
     guest = session["session_users"][1]["authorization_token"]
     response = revoke(emulator, session["session_id"], guest)
     assert response.status_code == 204
@@ -276,7 +424,7 @@ def test_revoke_user_answers_204_without_a_body_and_removes_the_user(emulator):
 
 def test_revoke_user_answers_200_with_the_session_when_configured(emulator):
     emulator.config(revoke_answers="200")
-    session = create(emulator, "203.0.113.1", "198.51.100.2")
+    session = create_ready(emulator, "203.0.113.1", "198.51.100.2")
     response = revoke(
         emulator, session["session_id"], session["session_users"][1]["authorization_token"]
     )
@@ -386,8 +534,119 @@ def test_slow_delays_the_reply_but_the_session_is_created_anyway(emulator):
     assert total_count(emulator) == 1
 
 
+def test_slow_rate_delays_only_that_fraction_of_replies(emulator):
+    emulator.config(slow=0.3, slow_rate=0.5)
+    durations = []
+    for _ in range(16):
+        started = time.monotonic()
+        assert call(emulator, "GET", SESSIONS).status_code == 200
+        durations.append(time.monotonic() - started)
+    slow = [d for d in durations if d >= 0.3]
+    assert 0 < len(slow) < len(durations)
+    assert all(d < 0.2 for d in durations if d < 0.3)  # the others are not delayed at all
+
+
+def test_slow_rate_0_delays_nothing(emulator):
+    emulator.config(slow=5.0, slow_rate=0.0)
+    assert call(emulator, "GET", SESSIONS, timeout=1).status_code == 200
+
+
+def lost_answer_errors(emulator, method, path, **kwargs):
+    """The exception a client gets from a lost answer; fails the test if an answer arrives."""
+    try:
+        response = call(emulator, method, path, **kwargs)
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        return exc
+    raise AssertionError(f"an answer arrived: {response.status_code} {response.text!r}")
+
+
+def test_a_lost_create_answer_is_a_connection_error_but_the_session_exists(emulator):
+    emulator.config(lose_rate=1.0)
+    kinds = set()
+    for n in range(12):
+        body = {"users": [{"ip": f"203.0.113.{n}"}]}
+        error = lost_answer_errors(emulator, "POST", SESSIONS, json=body)
+        kinds.add(type(error))
+    # Both ways an answer gets lost: the connection closed before any byte of an answer
+    # (requests: ConnectionError) or cut off mid-body (ChunkedEncodingError). Never a 500.
+    assert kinds == {requests.ConnectionError, requests.exceptions.ChunkedEncodingError}
+    emulator.config(lose_rate=0.0)
+    assert total_count(emulator) == 12
+
+
+def test_lost_answers_are_broken_connections_at_the_socket_level(emulator):
+    # Below requests: no status line at all, or a status line and a body shorter than announced.
+    emulator.config(lose_rate=1.0)
+    host, port = emulator.base_url.removeprefix("http://").split(":")
+    outcomes = set()
+    for _ in range(12):
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        connection.request("GET", SESSIONS, headers={"Authorization": f"token {TOKEN}"})
+        try:
+            response = connection.getresponse()
+        except http.client.RemoteDisconnected:
+            outcomes.add("no answer")
+        else:
+            assert response.status == 200  # the status of the answer that is being lost
+            with pytest.raises(http.client.IncompleteRead):
+                response.read()
+            outcomes.add("cut off")
+        finally:
+            connection.close()
+    assert outcomes == {"no answer", "cut off"}
+
+
+def test_a_lost_authorize_answer_still_seats_the_user(emulator):
+    session_id = create_ready(emulator, "203.0.113.1")["session_id"]
+    emulator.config(lose_rate=1.0)
+    lost_answer_errors(
+        emulator,
+        "POST",
+        "/v1/relays/sessions:authorize-user",
+        json={"session_id": session_id, "user_ip": "198.51.100.7"},
+    )
+    lost_answer_errors(emulator, "DELETE", f"{SESSIONS}/000000000000-S")  # a 404 is lost too
+    emulator.config(lose_rate=0.0)
+    users = call(emulator, "GET", f"{SESSIONS}/{session_id}").json()["session_users"]
+    assert [user["ip_address"] for user in users] == ["203.0.113.1", "198.51.100.7"]
+
+
+def test_a_lost_delete_answer_still_deletes(emulator):
+    session_id = create(emulator, "203.0.113.1")["session_id"]
+    emulator.config(lose_rate=1.0)
+    lost_answer_errors(emulator, "DELETE", f"{SESSIONS}/{session_id}")
+    emulator.config(lose_rate=0.0)
+    assert call(emulator, "GET", f"{SESSIONS}/{session_id}").status_code == 404
+
+
+def test_lose_rate_loses_only_that_fraction_and_never_a_fault_answer(emulator):
+    emulator.config(lose_rate=0.5)
+    outcomes = []
+    for _ in range(30):
+        try:
+            outcomes.append(call(emulator, "GET", SESSIONS).status_code)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            outcomes.append("lost")
+    assert set(outcomes) == {200, "lost"}
+    # A 429 did no work: it is always delivered, so a lost answer always means work was done.
+    emulator.config(lose_rate=1.0, rate_429=1.0)
+    assert call(emulator, "GET", SESSIONS).status_code == 429
+
+
+def test_never_ready_rate_leaves_that_fraction_of_sessions_initializing(emulator):
+    emulator.config(never_ready_rate=0.5, ready_delay=0.0)
+    ids = [create(emulator, f"203.0.113.{n}")["session_id"] for n in range(20)]
+    time.sleep(0.3)
+    sessions = [call(emulator, "GET", f"{SESSIONS}/{sid}").json() for sid in ids]
+    stuck = [s for s in sessions if not s["ready"]]
+    assert 0 < len(stuck) < len(ids)
+    assert {(s["status"], s["relay"], s["authorization_token"]) for s in stuck} == {
+        ("Initializing", None, None)
+    }
+
+
 def test_faults_never_hit_the_control_endpoints(emulator):
-    emulator.config(rate_429=1.0, rate_5xx=1.0, slow=2.0)
+    emulator.config(rate_429=1.0, rate_5xx=1.0, slow=2.0, lose_rate=1.0)
     assert call(emulator, "GET", "/_emulator/config", timeout=1).status_code == 200
     response = call(emulator, "POST", "/_emulator/config", json={"rate_429": 0.0}, timeout=1)
     assert response.status_code == 200
@@ -418,12 +677,39 @@ def test_config_endpoint_reads_and_changes_the_knobs(emulator):
     knobs = call(emulator, "GET", "/_emulator/config").json()
     assert knobs == {**Knobs().as_dict(), "ready_delay": 0.05, "validation_delay": 0.05}
 
-    changed = call(
-        emulator, "POST", "/_emulator/config", json={"page_size": 3, "revoke_answers": "200"}
-    )
+    assert {
+        name: knobs[name]
+        for name in (
+            "lose_rate", "slow_rate", "never_ready_rate", "host_timeout", "strict", "page_past_end"
+        )
+    } == {
+        "lose_rate": 0.0,
+        "slow_rate": 1.0,
+        "never_ready_rate": 0.0,
+        "host_timeout": None,
+        "strict": False,
+        "page_past_end": "empty",
+    }  # fmt: skip
+
+    changes = {
+        "page_size": 3,
+        "revoke_answers": "200",
+        "lose_rate": 0.3,
+        "slow_rate": 0.5,
+        "never_ready_rate": 0.25,
+        "host_timeout": 2.5,
+        "strict": True,
+        "page_past_end": "404",
+    }
+    changed = call(emulator, "POST", "/_emulator/config", json=changes)
     assert changed.status_code == 200
-    assert (changed.json()["page_size"], changed.json()["revoke_answers"]) == (3, "200")
-    assert call(emulator, "GET", "/_emulator/config").json()["page_size"] == 3
+    assert call(emulator, "GET", "/_emulator/config").json() == {**knobs, **changes}
+    assert (
+        call(emulator, "POST", "/_emulator/config", json={"host_timeout": None}).json()[
+            "host_timeout"
+        ]
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -436,6 +722,15 @@ def test_config_endpoint_reads_and_changes_the_knobs(emulator):
         ({"revoke_answers": "201"}, "revoke_answers"),
         ({"error_state": ""}, "error_state"),
         ({"retry_after": 1.5}, "retry_after"),
+        ({"lose_rate": -0.1}, "lose_rate"),
+        ({"lose_rate": "0.3"}, "lose_rate"),
+        ({"slow_rate": 1.01}, "slow_rate"),
+        ({"never_ready_rate": 2}, "never_ready_rate"),
+        ({"host_timeout": 0}, "host_timeout"),
+        ({"host_timeout": "5"}, "host_timeout"),
+        ({"strict": 1}, "strict"),
+        ({"page_past_end": 404}, "page_past_end"),
+        ({"page_past_end": "410"}, "page_past_end"),
         ({"warp_speed": 9}, "unknown knob"),
     ],
 )
@@ -456,3 +751,54 @@ def test_reset_endpoint_deletes_every_session(emulator):
 def test_emulator_thread_refuses_bad_knobs_before_starting():
     with pytest.raises(ValueError, match="rate_5xx"):
         EmulatorThread(token=TOKEN, rate_5xx=2)
+
+
+# --- The management command ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_command(*flags):
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "relay_emulator", "--port", "0", "--token", TOKEN, *flags],
+        cwd=REPO,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_command_sets_every_new_knob_from_its_flags():
+    process = start_command(
+        "--lose-rate", "0.3", "--slow", "2", "--slow-rate", "0.25", "--never-ready-rate", "0.2",
+        "--host-timeout", "4.5", "--strict", "--page-past-end", "404",
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert "relay emulator listening on http://127.0.0.1:" in line, process.stderr.read()
+        base_url = line.split(" on ")[1].strip()
+        knobs = requests.get(
+            f"{base_url}/_emulator/config", headers={"Authorization": f"token {TOKEN}"}, timeout=5
+        ).json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert {
+        name: knobs[name]
+        for name in (
+            "lose_rate", "slow", "slow_rate", "never_ready_rate", "host_timeout", "strict",
+            "page_past_end",
+        )
+    } == {
+        "lose_rate": 0.3, "slow": 2.0, "slow_rate": 0.25, "never_ready_rate": 0.2,
+        "host_timeout": 4.5, "strict": True, "page_past_end": "404",
+    }  # fmt: skip
+
+
+def test_the_command_refuses_a_bad_knob_and_names_it():
+    process = start_command("--lose-rate", "1.5")
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "lose_rate must be a number from 0 to 1" in stderr

@@ -10,7 +10,7 @@ import requests
 
 from relays.emulator import EmulatorThread
 from relays.protocol import (
-    MAX_CLIENT_PAYLOAD,
+    MAX_PAYLOAD,
     PingReply,
     PingState,
     RelayData,
@@ -41,8 +41,8 @@ def api(emulator, method, path, **kwargs):
     return requests.request(method, emulator.base_url + path, headers=headers, timeout=5, **kwargs)
 
 
-def ready_session(emulator, players=2):
-    ips = [f"203.0.113.{n}" for n in range(1, players + 1)]
+def ready_session(emulator, players=2, ips=None):
+    ips = ips or [f"203.0.113.{n}" for n in range(1, players + 1)]
     session = api(emulator, "POST", SESSIONS, json={"users": [{"ip": ip} for ip in ips]}).json()
     deadline = time.monotonic() + 3
     while not session["ready"]:
@@ -55,14 +55,14 @@ def ready_session(emulator, players=2):
 class Peer:
     """A bare UDP socket speaking to one relay port, for the tests' eyes only."""
 
-    def __init__(self, session, index, *, port_role=None):
+    def __init__(self, session, index, *, port_role=None, source="127.0.0.1"):
         self.user_token = session["session_users"][index]["authorization_token"]
         self.session_token = session["authorization_token"]
         self.is_host = index == 0
         role = port_role or ("server" if self.is_host else "client")
         self.address = ("127.0.0.1", session["relay"]["ports"][role]["port"])
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((source, 0))  # all of 127.0.0.0/8 is loopback on Linux
 
     def send_raw(self, datagram):
         self.sock.sendto(datagram, self.address)
@@ -223,19 +223,24 @@ def test_a_late_joiner_authorized_after_ready_can_connect(emulator, peers):
     assert host.receive().payload == b"hi, I am late"
 
 
-def test_a_1200_byte_datagram_is_relayed_and_a_1201_byte_one_dropped(emulator, peers):
+def test_payloads_up_to_1187_bytes_are_relayed_both_ways_and_larger_ones_dropped(emulator, peers):
     session = ready_session(emulator)
     host, client = peers(session, 0), peers(session, 1)
     host.ping_until_valid()
     client.ping_until_valid()
 
-    client.send(bytes(MAX_CLIENT_PAYLOAD))  # 9 + 1191 = 1200 bytes
-    assert len(host.receive().payload) == MAX_CLIENT_PAYLOAD
+    client.send(bytes(MAX_PAYLOAD))
+    largest = host.receive()
+    assert len(largest.payload) == MAX_PAYLOAD == 1187
+    host.send(bytes(MAX_PAYLOAD), connection_id=largest.connection_id)  # a 1200-byte datagram
+    assert len(client.receive().payload) == MAX_PAYLOAD
 
-    oversized = encode_client_data(client.user_token, client.session_token, b"") + bytes(1192)
-    assert len(oversized) == 1201
-    client.send_raw(oversized)
+    # 1188 bytes from a client still fit a 1200-byte datagram, but not Edgegap's limit.
+    client.send_raw(encode_client_data(client.user_token, client.session_token, b"") + bytes(1188))
     assert host.receive(timeout=0.2) is None
+    prefix = encode_host_data(host.user_token, host.session_token, largest.connection_id, b"")
+    host.send_raw(prefix + bytes(1188))  # 1201 bytes
+    assert client.receive(timeout=0.2) is None
 
 
 @pytest.mark.parametrize(
@@ -274,3 +279,108 @@ def test_deleting_the_session_closes_its_ports(emulator):
                 except OSError:
                     assert time.monotonic() < deadline, f"port {port} is still bound"
                     time.sleep(0.02)
+
+
+# --- strict: tokens are tied to the IP they were authorized for --------------------------------
+
+
+def test_strict_makes_a_token_valid_only_from_the_ip_it_was_authorized_for(emulator, peers):
+    # Made for loopback addresses while strict is off (strict refuses them at creation), then
+    # checked with strict on: the relay compares each datagram's source IP with its user's IP.
+    session = ready_session(emulator, ips=["127.0.0.1", "127.0.0.2"])
+    emulator.config(strict=True)
+    host = peers(session, 0, source="127.0.0.1")
+    client_elsewhere = peers(session, 1, source="127.0.0.1")
+    host_elsewhere = peers(session, 0, source="127.0.0.3")
+    client = peers(session, 1, source="127.0.0.2")
+
+    assert client_elsewhere.ping() == PingReply(PingState.INVALID)
+    assert host_elsewhere.ping() == PingReply(PingState.INVALID)
+    host.ping_until_valid()
+    client.ping_until_valid()
+    client.send(b"from the right address")
+    assert host.receive().payload == b"from the right address"
+    client_elsewhere.send(b"from the wrong one")
+    assert host.receive(timeout=0.2) is None
+
+    emulator.config(strict=False)  # the dev stack's rule: any source address will do
+    client_elsewhere.ping_until_valid()
+
+
+def test_strict_refuses_a_session_made_for_other_ips_from_loopback(emulator, peers):
+    session = ready_session(emulator)  # users 203.0.113.1 and .2; we send from 127.0.0.1
+    emulator.config(strict=True)
+    assert peers(session, 0).ping() == PingReply(PingState.INVALID)
+    assert peers(session, 1).ping() == PingReply(PingState.INVALID)
+
+
+# --- host_timeout: SessionTimeout once the host goes silent -------------------------------------
+
+
+def session_status(emulator, session):
+    return api(emulator, "GET", f"{SESSIONS}/{session['session_id']}").json()
+
+
+def test_a_silent_host_times_the_session_out_for_good(emulator, peers):
+    emulator.config(host_timeout=0.3)
+    session = ready_session(emulator)
+    host, client = peers(session, 0), peers(session, 1)
+    host.ping_until_valid()
+    client.ping_until_valid()
+    client.send(b"before")
+    connection_id = host.receive().connection_id
+
+    time.sleep(0.4)  # the host sends nothing
+    assert client.ping() == PingReply(PingState.SESSION_TIMEOUT)
+    answer = session_status(emulator, session)
+    assert (answer["status"], answer["ready"]) == ("SessionTimeout", True)
+    assert answer["relay"] is not None  # still there, still billed: deleting it is our job
+
+    # Sticky: the host coming back does not revive the session, and DATA goes nowhere.
+    assert host.ping() == PingReply(PingState.SESSION_TIMEOUT)
+    client.send(b"after")
+    assert host.receive(timeout=0.2) is None
+    host.send(b"after", connection_id=connection_id)
+    assert client.receive(timeout=0.2) is None
+    assert client.ping() == PingReply(PingState.SESSION_TIMEOUT)
+    # Wrong tokens are still told they are wrong.
+    client.user_token ^= 1
+    assert client.ping() == PingReply(PingState.INVALID)
+
+
+def test_the_rest_status_reads_session_timeout_without_any_datagram(emulator, peers):
+    emulator.config(host_timeout=0.2)
+    session = ready_session(emulator)
+    peers(session, 0).ping_until_valid()
+    assert session_status(emulator, session)["status"] == "READY"
+    time.sleep(0.3)
+    assert session_status(emulator, session)["status"] == "SessionTimeout"
+    listed = api(emulator, "GET", SESSIONS).json()["sessions"]
+    assert [s["status"] for s in listed] == ["SessionTimeout"]
+
+
+def test_a_host_that_keeps_pinging_or_never_pinged_does_not_time_out(emulator, peers):
+    emulator.config(host_timeout=0.3)
+    pinging, never_pinged = ready_session(emulator), ready_session(emulator)
+    host, client = peers(pinging, 0), peers(pinging, 1)
+    lonely_client = peers(never_pinged, 1)
+    host.ping_until_valid()
+    client.ping_until_valid()
+    deadline = time.monotonic() + 0.9
+    while time.monotonic() < deadline:
+        assert host.ping() == PingReply(PingState.VALID)
+        assert client.ping() == PingReply(PingState.VALID)
+        time.sleep(0.1)
+    lonely_client.ping_until_valid()
+    assert session_status(emulator, pinging)["status"] == "READY"
+    assert session_status(emulator, never_pinged)["status"] == "READY"
+
+
+def test_without_host_timeout_a_silent_host_never_times_out(emulator, peers):
+    session = ready_session(emulator)
+    host, client = peers(session, 0), peers(session, 1)
+    host.ping_until_valid()
+    time.sleep(0.3)
+    client.ping_until_valid()
+    emulator.config(host_timeout=0.2)  # read live: the host has been silent long enough already
+    assert client.ping() == PingReply(PingState.SESSION_TIMEOUT)

@@ -152,6 +152,40 @@ def test_a_peer_removed_from_the_match_gets_relay_error_while_receiving(emulator
             client.recv(timeout=2)  # the next keepalive PING learns it is Invalid
 
 
+@pytest.mark.parametrize("reply", ["01 02 00", "01 02 00 00 00 00", "01 02 ff ff ff ff ff ff"])
+def test_a_ping_reply_longer_than_2_bytes_is_read_by_its_state_byte(reply):
+    # A stand-in relay that pads its PING replies: Mirror reads the state byte and ignores the
+    # rest, and so must the reference client, or it would stay Checking forever.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as relay:
+        relay.bind(("127.0.0.1", 0))
+        relay.settimeout(3)
+
+        def answer():
+            _, peer_address = relay.recvfrom(65535)
+            relay.sendto(bytes.fromhex(reply), peer_address)
+
+        responder = threading.Thread(target=answer)
+        responder.start()
+        with RelayPeer(
+            "127.0.0.1", relay.getsockname()[1], session_token=1, user_token=2, role="client"
+        ) as peer:
+            peer.connect_until_valid(timeout=2)
+            assert peer.state is PingState.VALID
+        responder.join()
+
+
+def test_a_client_learns_session_timeout_when_the_host_goes_silent(emulator):
+    emulator.config(host_timeout=0.3)
+    host_assignment, client_assignment = assignments(ready_session(emulator))
+    with connect(host_assignment) as host, connect(client_assignment) as client:
+        host.connect_until_valid(timeout=3)
+        client.connect_until_valid(timeout=3)
+        # The host stops calling recv(), so it stops pinging; the client keeps waiting.
+        with pytest.raises(RelayError, match="SessionTimeout") as raised:
+            client.recv(timeout=3)
+    assert raised.value.state is PingState.SESSION_TIMEOUT
+
+
 def test_connect_times_out_when_no_relay_answers():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # bound, so no ICMP error either: just silence

@@ -6,9 +6,8 @@ import pytest
 
 from relays import protocol
 from relays.protocol import (
-    MAX_CLIENT_PAYLOAD,
     MAX_DATAGRAM,
-    MAX_HOST_PAYLOAD,
+    MAX_PAYLOAD,
     MessageType,
     PeerDatagram,
     PingReply,
@@ -82,19 +81,33 @@ def test_tokens_outside_the_unsigned_32_bit_range_are_refused(token):
         encode_client_data(USER, token, b"x")
 
 
-def test_payload_limits_are_1191_bytes_for_clients_and_1187_for_the_host():
-    assert (MAX_CLIENT_PAYLOAD, MAX_HOST_PAYLOAD) == (1191, 1187)
-    assert len(encode_client_data(USER, SESSION, bytes(MAX_CLIENT_PAYLOAD))) == MAX_DATAGRAM
-    assert len(encode_host_data(USER, SESSION, 1, bytes(MAX_HOST_PAYLOAD))) == MAX_DATAGRAM
-    with pytest.raises(ProtocolError, match="1191"):
-        encode_client_data(USER, SESSION, bytes(MAX_CLIENT_PAYLOAD + 1))
+def test_the_payload_limit_is_1187_bytes_for_both_roles():
+    # Edgegap's manual: 1200-byte datagrams, up to 13 bytes of relay header, so 1187 for host and
+    # client alike (a client's DATA would fit 1191 bytes, but the relay may drop it).
+    assert MAX_PAYLOAD == 1187
+    assert len(encode_host_data(USER, SESSION, 1, bytes(MAX_PAYLOAD))) == MAX_DATAGRAM
+    assert len(encode_client_data(USER, SESSION, bytes(MAX_PAYLOAD))) == MAX_DATAGRAM - 4
     with pytest.raises(ProtocolError, match="1187"):
-        encode_host_data(USER, SESSION, 1, bytes(MAX_HOST_PAYLOAD + 1))
+        encode_client_data(USER, SESSION, bytes(MAX_PAYLOAD + 1))
+    with pytest.raises(ProtocolError, match="1187"):
+        encode_host_data(USER, SESSION, 1, bytes(MAX_PAYLOAD + 1))
+
+
+# From the host, 1188 bytes make a 1201-byte datagram; from a client, a 1197-byte one that fits
+# 1200 bytes but not Edgegap's payload limit.
+@pytest.mark.parametrize(("from_host", "error"), [(True, "1200-byte"), (False, "1187-byte")])
+def test_the_relay_side_refuses_a_payload_over_1187_bytes_from_either_role(from_host, error):
+    prefix = PREFIX + b"\x02" + (bytes.fromhex("07 00 00 00") if from_host else b"")
+    assert len(decode_peer_datagram(prefix + bytes(1187), from_host=from_host).payload) == 1187
+    with pytest.raises(ProtocolError, match=f"exceeds the {error}"):
+        decode_peer_datagram(prefix + bytes(1188), from_host=from_host)
 
 
 def test_relay_packets_for_the_largest_payloads_still_fit_a_datagram():
-    assert len(encode_data_for_host(1, bytes(MAX_CLIENT_PAYLOAD))) <= MAX_DATAGRAM
-    assert len(encode_data_for_client(bytes(MAX_HOST_PAYLOAD))) <= MAX_DATAGRAM
+    assert len(encode_data_for_host(1, bytes(MAX_PAYLOAD))) <= MAX_DATAGRAM
+    assert len(encode_data_for_client(bytes(MAX_PAYLOAD))) <= MAX_DATAGRAM
+    with pytest.raises(ProtocolError, match="1187"):
+        encode_data_for_host(1, bytes(MAX_PAYLOAD + 1))
 
 
 def test_payload_must_be_bytes():
@@ -132,18 +145,18 @@ def test_malformed_peer_datagrams_raise_protocol_error(datagram, from_host, erro
 
 
 def test_a_1200_byte_datagram_decodes_and_1201_does_not():
-    datagram = PREFIX + b"\x02" + bytes(MAX_DATAGRAM - 9)
-    assert len(decode_peer_datagram(datagram, from_host=False).payload) == MAX_CLIENT_PAYLOAD
-    with pytest.raises(ProtocolError):
-        decode_peer_datagram(datagram + b"\x00", from_host=False)
+    datagram = PREFIX + b"\x02" + bytes.fromhex("07 00 00 00") + bytes(MAX_PAYLOAD)
+    assert len(datagram) == MAX_DATAGRAM
+    assert len(decode_peer_datagram(datagram, from_host=True).payload) == MAX_PAYLOAD
+    with pytest.raises(ProtocolError, match="1200"):
+        decode_peer_datagram(datagram + b"\x00", from_host=True)
 
 
 @pytest.mark.parametrize(
     ("packet", "for_host", "error"),
     [
         (b"", False, "empty packet"),
-        (b"\x01", False, "a PING reply is exactly 2 bytes"),
-        (b"\x01\x02\x00", True, "a PING reply is exactly 2 bytes"),
+        (b"\x01", False, "state byte"),
         (b"\x01\x09", False, "unknown ping state 9"),
         (b"\x07hello", False, "unknown message type 7"),
         (b"\x02\x01\x00", True, "too short to hold its 4-byte connection id"),
@@ -153,6 +166,14 @@ def test_a_1200_byte_datagram_decodes_and_1201_does_not():
 def test_malformed_relay_packets_raise_protocol_error(packet, for_host, error):
     with pytest.raises(ProtocolError, match=error):
         decode_relay_packet(packet, for_host=for_host)
+
+
+@pytest.mark.parametrize("tail", [b"\x00", b"\x00\x00\x00", b"extra bytes a relay may append"])
+def test_a_ping_reply_longer_than_2_bytes_is_read_by_its_state_byte(tail):
+    # Mirror's transport reads the state byte and ignores the rest; so do we.
+    for for_host in (True, False):
+        packet = b"\x01\x02" + tail
+        assert decode_relay_packet(packet, for_host=for_host) == PingReply(PingState.VALID)
 
 
 def test_every_ping_state_has_its_documented_byte():

@@ -22,6 +22,10 @@ def _optional_int(raw: str) -> int | None:
     return None if raw.lower() == "none" else int(raw)
 
 
+def _optional_float(raw: str) -> float | None:
+    return None if raw.lower() == "none" else float(raw)
+
+
 class Command(BaseCommand):
     help = "Run the local Edgegap relay emulator: the REST API and a UDP relay on loopback."
 
@@ -66,19 +70,58 @@ class Command(BaseCommand):
             "--slow",
             type=float,
             default=defaults.slow,
-            help="seconds to delay every API reply, after the work is done (%(default)s)",
+            help="seconds to delay an API reply, after the work is done (%(default)s)",
+        )
+        knobs.add_argument(
+            "--slow-rate",
+            type=float,
+            default=defaults.slow_rate,
+            help="probability (0..1) that a reply is delayed by --slow (%(default)s)",
+        )
+        knobs.add_argument(
+            "--lose-rate",
+            type=float,
+            default=defaults.lose_rate,
+            help="probability (0..1) that an API call's work is done but its answer is lost: "
+            "the connection closes with no answer or mid-body (%(default)s)",
         )
         knobs.add_argument(
             "--never-ready", action="store_true", help="new sessions never become ready"
         )
         knobs.add_argument(
+            "--never-ready-rate",
+            type=float,
+            default=defaults.never_ready_rate,
+            help="probability (0..1) that a new session never becomes ready (%(default)s)",
+        )
+        knobs.add_argument(
             "--error-state", help="new sessions fail with this error instead of getting ready"
+        )
+        knobs.add_argument(
+            "--host-timeout",
+            type=_optional_float,
+            default=defaults.host_timeout,
+            help="seconds of silence from a host that pinged before its session answers "
+            'SessionTimeout, or "none" (%(default)s)',
+        )
+        knobs.add_argument(
+            "--strict",
+            action="store_true",
+            help="refuse non-public user IPs (400), tie each token to its IP on the relay, and "
+            "answer 409 to authorizing an IP already seated; the dev stack (127.0.0.1) needs "
+            "it off",
         )
         knobs.add_argument(
             "--page-size",
             type=int,
             default=defaults.page_size,
             help="sessions per page of the list call (%(default)s)",
+        )
+        knobs.add_argument(
+            "--page-past-end",
+            choices=("empty", "404", "400"),
+            default=defaults.page_past_end,
+            help="what a list page past the end answers: an empty page, 404 or 400 (%(default)s)",
         )
         knobs.add_argument(
             "--revoke-answers",
