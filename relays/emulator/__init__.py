@@ -2,8 +2,12 @@
 
 No machine in development or CI reaches Edgegap, so this stands in for it, speaking the same
 contract (shared docs: edgegap-relay.md): the production client only sees another base URL and
-token. Knobs make it misbehave on purpose (slow, rate limited, failing, never ready), so the
-service's retries and timeouts can be tested.
+token. It is deliberately no kinder than Edgegap: answers carry no token until the session is
+ready (and list its users in any of the shapes the contract allows), authorize-user answers 409
+until then, and the list is offset-paginated. Knobs make it misbehave on purpose (rate limited,
+failing, slow, answers lost after the work is done, sessions never ready, hosts timing out,
+strict about IPs, pages vanishing), so the service's retries and timeouts can be tested; they
+are described on `Knobs` and in docs/relays.md.
 
 - `python manage.py relay_emulator --port 8001` runs it (see that command for the flags).
 - `EmulatorThread` runs it inside a test process.

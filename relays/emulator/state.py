@@ -1,7 +1,8 @@
 """The emulator's memory: its knobs and its relay sessions, shaped as Edgegap shapes them.
 
-Plain data and bookkeeping only; no I/O, no asyncio. Everything random (ids, tokens) comes from
-one injectable `random.Random`, so a test can seed it.
+Plain data and bookkeeping only; no I/O, no asyncio. Everything random (ids, tokens, the shape of
+a session's answers before it is ready, and the fault draws made elsewhere) comes from one
+injectable `random.Random`, so a test can seed it.
 """
 
 from __future__ import annotations
