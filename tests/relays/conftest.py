@@ -1,10 +1,12 @@
 """The relay tests' emulator, client and signal recorder, and the lifecycle's usual steps."""
 
+import contextlib
 import time
+from unittest import mock
 
 import pytest
 
-from relays import services, signals
+from relays import services, signals, tasks
 from relays.edgegap import EdgegapClient
 from relays.emulator.server import EmulatorThread
 from relays.models import RelaySession
@@ -67,6 +69,22 @@ def make_ready(session, client):
         time.sleep(0.05)
         services.relay_session_poll(session_pk=session.pk, client=client)
     pytest.fail(f"session still {session.status}")
+
+
+RELAY_TASKS = (tasks.session_create, tasks.session_poll, tasks.session_delete,
+               tasks.seat_authorize, tasks.seat_revoke)  # fmt: skip
+
+
+def queued_tasks(callbacks):
+    """The names of the tasks that the captured after-commit callbacks would send."""
+    sent = []
+    with contextlib.ExitStack() as stack:
+        for task in RELAY_TASKS:
+            record = lambda *args, _name=task.name, **kwargs: sent.append(_name)  # noqa: E731
+            stack.enter_context(mock.patch.object(task, "apply_async", record))
+        for callback in callbacks:
+            callback()
+    return sent
 
 
 def remote_sessions(client):

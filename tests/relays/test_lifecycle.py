@@ -5,7 +5,6 @@ step itself, so every intermediate state can be checked. tests/e2e drives the sa
 through a real Celery worker.
 """
 
-import contextlib
 import time
 from unittest import mock
 
@@ -16,28 +15,11 @@ from relays.edgegap import EdgegapClient
 from relays.models import RelaySession, Seat
 from tests.relays.conftest import make_ready as _make_ready
 from tests.relays.conftest import open_session as _open
+from tests.relays.conftest import queued_tasks as _queued_tasks
+from tests.relays.conftest import remote_sessions as _remote_sessions
 
 pytestmark = pytest.mark.django_db
 Status = RelaySession.Status
-
-
-RELAY_TASKS = (tasks.session_create, tasks.session_poll, tasks.session_delete,
-               tasks.seat_authorize, tasks.seat_revoke)  # fmt: skip
-
-
-def _queued_tasks(callbacks):
-    """The names of the tasks that the captured after-commit callbacks would send."""
-    sent = []
-    with contextlib.ExitStack() as stack:
-        for task in RELAY_TASKS:
-            record = lambda *args, _name=task.name, **kwargs: sent.append(_name)  # noqa: E731
-            stack.enter_context(mock.patch.object(task, "apply_async", record))
-        for callback in callbacks:
-            callback()
-    return sent
-
-
-from tests.relays.conftest import remote_sessions as _remote_sessions  # noqa: E402
 
 
 def test_open_records_the_session_before_edgegap_is_called(
