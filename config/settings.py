@@ -256,6 +256,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A task's countdown must stay well below this, or the Redis transport delivers it twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis outage must never end a worker: retry the broker for as long as it takes (the default
+# gives up after 100 attempts, about 50 minutes, and the worker exits).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Running tasks are left to finish when the broker goes away (Celery 6 will cancel them): the
+# threads pool cannot cancel a thread, and every relay task is safe to run again anyway.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Relay tasks wait on Edgegap: they have a queue of their own, served by a threads worker
+# (config.stack.WORKERS), so slow answers cannot starve the matcher and housekeeping. Both queues
+# are declared, so a worker started without --queues still serves everything.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "relays": {}}
+CELERY_TASK_ROUTES = {"relays.*": {"queue": "relays"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

