@@ -91,7 +91,13 @@ def overloaded_body() -> dict:
 
 
 def overloaded_response() -> JsonResponse:
-    return JsonResponse(overloaded_body(), status=503, headers={"Retry-After": str(RETRY_AFTER)})
+    response = JsonResponse(
+        overloaded_body(), status=503, headers={"Retry-After": str(RETRY_AFTER)}
+    )
+    # Django logs every 5xx answer at ERROR, one line per request; the overload log's summary
+    # line replaces those (Django skips a response marked as logged already).
+    response._has_been_logged = True
+    return response
 
 
 def is_pool_exhausted(exc: BaseException) -> bool:
