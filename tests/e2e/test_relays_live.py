@@ -35,7 +35,7 @@ def _open(players=2, owner="lobby:live"):
 
 def _edgegap_sessions(live):
     with live.edgegap() as client:
-        return client.list_sessions()
+        return list(client.list_sessions().sessions)
 
 
 def _peer(session, seat):
@@ -104,7 +104,7 @@ def test_rate_limits_server_errors_and_timeouts_still_end_ready_with_one_session
     remote = _edgegap_sessions(live)
     assert [r.session_id for r in remote] == [session.session_id]
     assert all(seat.user_token is not None for seat in session.seats.all())
-    assert "timed out (ReadTimeout); retrying" in live.log_tail(5000)
+    assert "timed out waiting for the answer (ReadTimeout); retrying" in live.log_tail(5000)
 
 
 def test_never_ready_session_ends_failed_and_deleted(worker_tasks, settings):
@@ -144,18 +144,26 @@ def test_reconcile_leaves_no_session_without_an_owner(worker_tasks):
     live = worker_tasks
     ours = _open(players=2)
     wait_until(lambda: _status(ours) == Status.READY, "ready", live, timeout=15)
+    hooks = f"{live.env['PUBLIC_URL']}/hooks/relays/"
     with live.edgegap() as client:
-        strangers = {client.create_session([LOOPBACK]).session_id for _ in range(12)}
-    assert len(_edgegap_sessions(live)) == 13  # more than one page of the list call
+        # Ours by their mark (creates whose answers were lost), unknown to the database.
+        orphans = {
+            client.create_session([LOOPBACK], webhook_url=f"{hooks}lost{n}").session_id
+            for n in range(12)
+        }
+        staging = client.create_session([LOOPBACK], webhook_url="https://staging.test/hooks/x")
+    assert len(_edgegap_sessions(live)) == 14  # more than one page of the list call
 
     tasks.reconcile.delay()  # first sighting: within the 1 s grace
     time.sleep(1.5)
     tasks.reconcile.delay()
     wait_until(
-        lambda: [r.session_id for r in _edgegap_sessions(live)] == [ours.session_id],
-        "strangers deleted",
+        lambda: (
+            {r.session_id for r in _edgegap_sessions(live)} == {ours.session_id, staging.session_id}
+        ),
+        "orphans deleted, another environment's session left alone",
         live,
         timeout=10,
     )
-    assert not strangers & {r.session_id for r in _edgegap_sessions(live)}
+    assert not orphans & {r.session_id for r in _edgegap_sessions(live)}
     assert _status(ours) == Status.READY
