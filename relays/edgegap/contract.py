@@ -267,6 +267,12 @@ def _parse_relay(value: Any) -> RelayEndpoint | None:
         server = _as_object(_field(ports, "server", "relay.ports"), "relay.ports.server")
         client = _as_object(_field(ports, "client", "relay.ports"), "relay.ports.client")
         ip = _as_str(_field(value, "ip", "relay"), "relay.ip")
+        # Players dial this address as is and it is stored in a GenericIPAddressField (an `inet`
+        # on PostgreSQL, which refuses a hostname): a blank or non-IP value is no usable relay.
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise Malformed("relay.ip is not an IP address") from None
         host = _as_str(value.get("host"), "relay.host", optional=True)
         protocol = _as_str(server.get("protocol") or "UDP", "relay.ports.server.protocol")
         return RelayEndpoint(

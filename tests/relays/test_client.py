@@ -1,9 +1,14 @@
-"""The Edgegap client against `responses` stubs: every quirk of edgegap-relay.md pinned."""
+"""The Edgegap client against `responses` stubs and, where only real sockets show the failure, a
+scripted TCP peer: every quirk of edgegap-relay.md pinned."""
 
 import email.utils
 import json
 import logging
 import pickle
+import socket
+import struct
+import threading
+import time
 import traceback
 from datetime import UTC, datetime, timedelta
 
@@ -12,13 +17,17 @@ import requests
 import responses
 from django.core.exceptions import ImproperlyConfigured
 
-from relays.client import (
+import relays.edgegap
+from relays.edgegap import (
+    AnswerLost,
     EdgegapClient,
     EdgegapError,
+    EdgegapSession,
     MalformedResponseError,
     PaginationError,
     PermanentError,
     RelayEndpoint,
+    SessionListing,
     SessionNotFound,
     SessionUser,
     TransientError,
@@ -255,15 +264,17 @@ def test_an_incomplete_relay_on_a_session_not_yet_ready_reads_as_none(client, mo
         json.dumps({"status": "READY"}),
         json.dumps(session_body(ready="true")),
         json.dumps(session_body(session_id=None)),
+        json.dumps(session_body(session_id="")),
         json.dumps(session_body(session_users={"ip_address": HOST_IP})),
-        json.dumps(session_body(session_users=[{"ip_address": HOST_IP}])),
+        json.dumps(session_body(session_users=["203.0.113.10"])),
         json.dumps(session_body(users=[(HOST_IP, -1)])),
         json.dumps(session_body(users=[(HOST_IP, 2**32)])),
         json.dumps(session_body(users=[(HOST_IP, True)])),
         json.dumps(session_body(users=[(HOST_IP, "12ab")])),
+        json.dumps(session_body(users=[(12345, 7)])),
         json.dumps(session_body(authorization_token=[1])),
-        json.dumps(session_body(ready=True, relay=None)),
-        json.dumps(session_body(ready=True, relay={"ip": "149.28.0.1", "ports": "32000"})),
+        json.dumps(session_body(authorization_token=-5)),
+        json.dumps(session_body(linked="false")),
     ],
     ids=[
         "html",
@@ -272,15 +283,17 @@ def test_an_incomplete_relay_on_a_session_not_yet_ready_reads_as_none(client, mo
         "no-session-id-no-ready",
         "ready-as-string",
         "null-session-id",
+        "empty-session-id",
         "users-not-a-list",
-        "user-without-token",
+        "user-not-an-object",
         "negative-token",
         "token-above-u32",
         "bool-token",
         "non-numeric-token",
+        "tokened-user-with-a-numeric-ip",
         "session-token-list",
-        "ready-without-relay",
-        "ready-with-garbled-ports",
+        "negative-session-token",
+        "linked-as-string",
     ],
 )
 def test_a_garbled_2xx_body_raises_a_transient_malformed_response_error(client, mocked, body):
@@ -290,6 +303,166 @@ def test_a_garbled_2xx_body_raises_a_transient_malformed_response_error(client, 
     assert isinstance(caught.value, TransientError)
     assert caught.value.status == 200
     assert "GET /v1/relays/sessions/abc" in str(caught.value)
+
+
+# Lenient where the contract allows absence, exact where a value is present (issue #9, item 5).
+
+READY_RELAY = {
+    "ip": "149.28.0.1",
+    "host": "relay-1.edgegap.test",
+    "ports": {"server": {"port": 32000}, "client": {"port": 32001}},
+}
+
+
+def test_the_client_side_session_type_is_edgegap_session(client, mocked):
+    # The database model is `relays.models.RelaySession`; the client's type no longer shares it.
+    mocked.post(SESSIONS, json=session_body())
+    assert type(client.create_session([HOST_IP])) is EdgegapSession
+    assert not hasattr(relays.edgegap, "RelaySession")
+
+
+def test_a_create_answer_with_null_tokens_and_tokenless_users_parses(client, mocked):
+    # What Edgegap may answer before READY: no session token, users listed by IP only.
+    answer = {
+        "session_id": "7349356945f1-S",
+        "authorization_token": None,
+        "status": "Initializing",
+        "ready": False,
+        "linked": False,
+        "error": None,
+        "session_users": [
+            {
+                "ip_address": HOST_IP,
+                "latitude": None,
+                "longitude": None,
+                "authorization_token": None,
+            },
+            {"ip_address": CLIENT_IP},
+        ],
+        "relay": None,
+        "webhook_url": "https://lobby.test/hook",
+    }
+    mocked.post(SESSIONS, json=answer)
+    session = client.create_session([HOST_IP, CLIENT_IP], webhook_url="https://lobby.test/hook")
+    assert session.session_id == "7349356945f1-S"
+    assert session.authorization_token is None
+    assert session.ready is False
+    assert session.users == ()
+    assert session.listed_ips == (HOST_IP, CLIENT_IP)
+    assert session.webhook_url == "https://lobby.test/hook"
+    # No user has a token yet, so no seat can be handed one.
+    with pytest.raises(UserMatchError):
+        session.user_tokens_for([HOST_IP, CLIENT_IP])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"session_id": "s", "ready": False, "linked": False, "status": "Initializing"},
+        {**session_body("s"), "session_users": None},
+        {**session_body("s"), "session_users": []},
+    ],
+    ids=["required-fields-only", "users-null", "users-empty"],
+)
+def test_a_create_answer_listing_no_users_parses(client, mocked, answer):
+    mocked.post(SESSIONS, json=answer)
+    session = client.create_session([HOST_IP])
+    assert (session.session_id, session.ready, session.users, session.listed_ips) == (
+        "s",
+        False,
+        (),
+        (),
+    )
+    assert session.relay is None
+    assert session.error is None
+
+
+def test_only_users_with_a_token_are_listed_as_users_but_every_ip_is_kept(client, mocked):
+    body = session_body("abc", users=[(HOST_IP, 11)])
+    body["session_users"].append({"ip_address": CLIENT_IP, "authorization_token": None})
+    mocked.get(f"{SESSIONS}/abc", json=body)
+    session = client.get_session("abc")
+    assert session.users == (SessionUser(HOST_IP, 11, 45.5, -73.5),)
+    assert session.listed_ips == (HOST_IP, CLIENT_IP)
+
+
+@pytest.mark.parametrize("ip_field", [{}, {"ip_address": None}, {"ip_address": ""}])
+def test_a_user_without_an_ip_address_keeps_its_token(client, mocked, ip_field):
+    body = session_body("abc", session_users=[{"authorization_token": 3500589645, **ip_field}])
+    mocked.get(f"{SESSIONS}/abc", json=body)
+    session = client.get_session("abc")
+    assert session.users == (SessionUser(None, 3500589645),)
+    assert session.listed_ips == ()
+
+
+@pytest.mark.parametrize("token_field", [{"authorization_token": None}, {}], ids=["null", "absent"])
+def test_a_ready_session_without_a_session_token_is_not_ready(client, mocked, token_field):
+    body = session_body("abc", ready=True, users=[(HOST_IP, 11)])
+    del body["authorization_token"]
+    body.update(token_field)
+    mocked.get(f"{SESSIONS}/abc", json=body)
+    session = client.get_session("abc")
+    # Everything else is there: only the missing token keeps players from a "ready" assignment.
+    assert session.relay is not None
+    assert session.users == (SessionUser(HOST_IP, 11, 45.5, -73.5),)
+    assert session.authorization_token is None
+    assert session.ready is False
+
+
+@pytest.mark.parametrize(
+    "relay",
+    [
+        None,
+        {"ip": "149.28.0.1"},
+        {"ip": "149.28.0.1", "ports": "32000"},
+        {"ip": "149.28.0.1", "ports": {"server": {"port": 32000}}},
+        {"ip": "149.28.0.1", "ports": {"server": {"port": 0}, "client": {"port": 32001}}},
+        {"ip": "149.28.0.1", "ports": {"server": {"port": "32000"}, "client": {"port": 32001}}},
+        {"ports": READY_RELAY["ports"]},
+        {"ip": "", "host": "", "ports": READY_RELAY["ports"]},
+        {"ip": "relay-1.edgegap.test", "ports": READY_RELAY["ports"]},
+        "149.28.0.1:32000",
+    ],
+    ids=[
+        "null",
+        "no-ports",
+        "ports-not-an-object",
+        "no-client-port",
+        "port-zero",
+        "port-as-string",
+        "no-ip",
+        "blank-ip",
+        "hostname-as-ip",
+        "relay-as-string",
+    ],
+)
+def test_a_ready_session_without_a_usable_relay_is_not_ready(client, mocked, relay):
+    mocked.get(f"{SESSIONS}/abc", json=session_body("abc", ready=True, relay=relay))
+    session = client.get_session("abc")  # incomplete, not malformed: keep polling
+    assert session.relay is None
+    assert session.ready is False
+    assert session.authorization_token == 3500589645
+
+
+def test_a_ready_session_with_its_token_and_a_complete_relay_is_ready(client, mocked):
+    # The control for the two tests above: the same body with nothing missing reads ready.
+    mocked.get(f"{SESSIONS}/abc", json=session_body("abc", ready=True, relay=READY_RELAY))
+    session = client.get_session("abc")
+    assert session.ready is True
+    # Without a host the IP stands in; without a protocol it is UDP.
+    assert session.relay == RelayEndpoint("149.28.0.1", "relay-1.edgegap.test", 32000, 32001)
+    relay = {key: value for key, value in READY_RELAY.items() if key != "host"}
+    mocked.get(f"{SESSIONS}/nohost", json=session_body("nohost", ready=True, relay=relay))
+    assert client.get_session("nohost").relay == RelayEndpoint(
+        "149.28.0.1", "149.28.0.1", 32000, 32001, "UDP"
+    )
+
+
+def test_a_session_edgegap_does_not_call_ready_is_not_ready_even_when_complete(client, mocked):
+    mocked.get(f"{SESSIONS}/abc", json=session_body("abc", ready=False, relay=READY_RELAY))
+    session = client.get_session("abc")
+    assert session.relay is not None
+    assert session.ready is False
 
 
 # --- The other endpoints -------------------------------------------------------------------
@@ -371,76 +544,154 @@ def test_revoke_user_refuses_a_token_that_is_not_an_int(client):
 # --- Listing -------------------------------------------------------------------------------
 
 
+def stub_page(mocked, number, sessions=None, num_pages=2, **answer):
+    """Page `number` of the list (page 1 is requested without `?page=`, as the client does)."""
+    if not answer:
+        answer = {"json": list_page(sessions, number, num_pages)}
+    query = {"page": str(number)} if number > 1 else {}
+    mocked.get(SESSIONS, match=[responses.matchers.query_param_matcher(query)], **answer)
+
+
+def ids(listing):
+    return [session.session_id for session in listing.sessions]
+
+
 def test_list_sessions_follows_has_next_to_the_last_page(client, mocked):
-    mocked.get(
-        SESSIONS,
-        json=list_page([session_body("s1"), session_body("s2")], 1, 3),
-        match=[responses.matchers.query_param_matcher({})],
-    )
-    mocked.get(
-        SESSIONS,
-        json=list_page([session_body("s3")], 2, 3),
-        match=[responses.matchers.query_param_matcher({"page": "2"})],
-    )
-    mocked.get(
-        SESSIONS,
-        json=list_page([session_body("s4", ready=True)], 3, 3),
-        match=[responses.matchers.query_param_matcher({"page": "3"})],
-    )
-    sessions = client.list_sessions()
-    assert [s.session_id for s in sessions] == ["s1", "s2", "s3", "s4"]
+    stub_page(mocked, 1, [session_body("s1"), session_body("s2")], 3)
+    stub_page(mocked, 2, [session_body("s3")], 3)
+    stub_page(mocked, 3, [session_body("s4", ready=True)], 3)
+    listing = client.list_sessions()
+    assert type(listing) is SessionListing
+    assert ids(listing) == ["s1", "s2", "s3", "s4"]
+    assert listing.complete is True
+    assert listing.sessions[3].ready is True
     assert len(mocked.calls) == 3
 
 
-def test_list_sessions_without_pagination_is_one_page(client, mocked):
+def test_list_sessions_without_pagination_is_one_complete_page(client, mocked):
     mocked.get(SESSIONS, json={"sessions": [session_body("s1")]})
-    assert [s.session_id for s in client.list_sessions()] == ["s1"]
+    listing = client.list_sessions()
+    assert (ids(listing), listing.complete) == (["s1"], True)
 
 
-def test_list_sessions_stops_when_the_server_ignores_the_page_parameter(client, mocked):
+def test_list_sessions_of_an_empty_account_is_complete(client, mocked):
+    stub_page(mocked, 1, [], 1)
+    assert client.list_sessions() == SessionListing((), complete=True)
+
+
+def test_list_sessions_stops_incomplete_when_the_server_ignores_the_page_parameter(client, mocked):
     # Always page 1 with has_next: a naive client loops forever.
     mocked.get(SESSIONS, json=list_page([session_body("s1")], 1, 3))
-    with pytest.raises(PaginationError):
-        client.list_sessions()
+    listing = client.list_sessions()  # no PaginationError any more: the caller keeps what it saw
+    assert (ids(listing), listing.complete) == (["s1"], False)
     assert len(mocked.calls) == 2
 
 
-def test_list_sessions_stops_when_a_next_page_number_repeats(client, mocked):
+def test_list_sessions_stops_incomplete_when_a_next_page_number_repeats(client, mocked):
     looping = list_page([session_body("s1")], 1, 3)
     looping["pagination"]["number"] = None  # no page numbers to catch it by
     looping["pagination"]["next_page_number"] = 2
     mocked.get(SESSIONS, json=looping)
-    with pytest.raises(PaginationError):
-        client.list_sessions()
+    listing = client.list_sessions()
+    assert (ids(listing), listing.complete) == (["s1"], False)
     assert len(mocked.calls) == 2
 
 
-def test_list_sessions_gives_up_after_max_pages(client, mocked):
+def test_list_sessions_stops_incomplete_after_max_pages(client, mocked, caplog):
     for number in range(1, 6):
-        mocked.get(
-            SESSIONS,
-            json=list_page([session_body(f"s{number}")], number, 100),
-            match=[
-                responses.matchers.query_param_matcher({"page": str(number)} if number > 1 else {})
-            ],
-        )
-    with pytest.raises(PaginationError, match="after 4"):
-        client.list_sessions(max_pages=4)
+        stub_page(mocked, number, [session_body(f"s{number}")], 100)
+    listing = client.list_sessions(max_pages=4)
+    assert (ids(listing), listing.complete) == (["s1", "s2", "s3", "s4"], False)
     assert len(mocked.calls) == 4
+    assert "still more pages after 4" in caplog.text
 
 
 def test_list_sessions_returns_a_session_seen_on_two_pages_once(client, mocked):
-    mocked.get(
-        SESSIONS,
-        json=list_page([session_body("s1"), session_body("s2")], 1, 2),
-        match=[responses.matchers.query_param_matcher({})],
-    )
-    mocked.get(
-        SESSIONS,
-        json=list_page([session_body("s2"), session_body("s3")], 2, 2),
-        match=[responses.matchers.query_param_matcher({"page": "2"})],
-    )
-    assert [s.session_id for s in client.list_sessions()] == ["s1", "s2", "s3"]
+    stub_page(mocked, 1, [session_body("s1"), session_body("s2")])
+    stub_page(mocked, 2, [session_body("s2"), session_body("s3")])
+    listing = client.list_sessions()
+    assert (ids(listing), listing.complete) == (["s1", "s2", "s3"], True)
+
+
+def test_garbled_list_entries_keep_their_id_and_make_the_listing_incomplete(client, mocked):
+    page_one = [
+        session_body("s1"),
+        session_body("g1", ready="yes"),
+        session_body("g2", users=[(HOST_IP, -1)]),
+        {"ready": True, "status": "READY"},  # no id: nothing to keep
+        session_body(""),
+        "s9",
+    ]
+    stub_page(mocked, 1, page_one)
+    stub_page(mocked, 2, [session_body("s3", ready=True)])
+    listing = client.list_sessions()
+    # The walk went on past the garbled entries: what could be read was read.
+    assert ids(listing) == ["s1", "g1", "g2", "s3"]
+    assert listing.complete is False
+    by_id = {session.session_id: session for session in listing.sessions}
+    # Only existence is known of a garbled entry: no status, token, users or webhook to act on.
+    assert by_id["g1"] == EdgegapSession(session_id="g1", garbled=True)
+    assert by_id["g2"] == EdgegapSession(session_id="g2", garbled=True)
+    assert not by_id["s1"].garbled and not by_id["s3"].garbled
+    assert by_id["s3"].ready is True
+
+
+def test_tokenless_users_in_a_list_entry_do_not_make_it_garbled(client, mocked):
+    entry = session_body("s1", authorization_token=None)
+    entry["session_users"] = [{"ip_address": HOST_IP, "authorization_token": None}]
+    stub_page(mocked, 1, [entry], 1)
+    listing = client.list_sessions()
+    assert listing.complete is True
+    assert listing.sessions[0].garbled is False
+    assert listing.sessions[0].listed_ips == (HOST_IP,)
+
+
+LATER_PAGE_FAILURES = {
+    "429": {"status": 429, "json": {"message": "slow down"}, "headers": {"Retry-After": "9"}},
+    "500": {"status": 500, "json": {"message": "boom"}},
+    "503": {"status": 503, "json": {"message": "temporarily unavailable"}},
+    "404-page-vanished": {"status": 404, "json": {"message": "Invalid page."}},
+    "400-page-vanished": {"status": 400, "json": {"message": "page out of range"}},
+    "answer-lost": {"body": requests.ReadTimeout("read timed out")},
+    "connection-error": {"body": requests.ConnectionError("connection reset by peer")},
+    "garbled-page": {"body": "<html>502 Bad Gateway</html>", "content_type": "text/html"},
+    "page-without-sessions": {"json": {"total_count": 3}},
+}
+
+
+@pytest.mark.parametrize("failure", LATER_PAGE_FAILURES.values(), ids=LATER_PAGE_FAILURES.keys())
+def test_a_later_page_failing_gives_what_was_read_and_incomplete(client, mocked, caplog, failure):
+    stub_page(mocked, 1, [session_body("s1"), session_body("s2")], 3)
+    stub_page(mocked, 2, **failure)
+    stub_page(mocked, 3, [session_body("s5")], 3)
+    listing = client.list_sessions()
+    assert ids(listing) == ["s1", "s2"]
+    assert listing.complete is False
+    assert len(mocked.calls) == 2  # the walk ends there: page 3 is not asked for
+    assert "edgegap list stopped at /v1/relays/sessions?page=2" in caplog.text
+
+
+FIRST_PAGE_FAILURES = {
+    "429": ({"status": 429, "headers": {"Retry-After": "9"}}, TransientError),
+    "503": ({"status": 503, "json": {"message": "down"}}, TransientError),
+    "404": ({"status": 404, "json": {"message": "not found"}}, PermanentError),
+    "400": ({"status": 400, "json": {"message": "bad"}}, PermanentError),
+    "401": ({"status": 401, "json": {"message": "Missing token"}}, PermanentError),
+    "answer-lost": ({"body": requests.ReadTimeout("read timed out")}, AnswerLost),
+    "garbled-page": ({"body": "<html>oops</html>"}, MalformedResponseError),
+}
+
+
+@pytest.mark.parametrize(
+    ("failure", "error_class"), FIRST_PAGE_FAILURES.values(), ids=FIRST_PAGE_FAILURES.keys()
+)
+def test_a_first_page_failing_raises(client, mocked, failure, error_class):
+    # Nothing was seen: an empty "incomplete" listing would invite a caller to act on nothing.
+    stub_page(mocked, 1, **failure)
+    with pytest.raises(error_class) as caught:
+        client.list_sessions()
+    assert not isinstance(caught.value, PaginationError)
+    assert "GET /v1/relays/sessions" in str(caught.value)
 
 
 # --- Error classes -------------------------------------------------------------------------
@@ -455,6 +706,7 @@ def test_429_with_retry_after_seconds_is_transient_with_that_delay(client, mocke
     )
     with pytest.raises(TransientError) as caught:
         client.get_session("abc")
+    assert not isinstance(caught.value, AnswerLost)
     assert caught.value.status == 429
     assert caught.value.retry_after == 12.0
     assert caught.value.message == "Too many requests"
@@ -497,6 +749,8 @@ def test_5xx_is_transient(client, mocked, status):
     with pytest.raises(TransientError) as caught:
         client.get_session("abc")
     assert not isinstance(caught.value, PermanentError)
+    # An answer came back: nothing was lost, a create need not look for what it made.
+    assert not isinstance(caught.value, AnswerLost)
     assert caught.value.status == status
     assert caught.value.message == "temporarily unavailable"
 
@@ -509,18 +763,22 @@ def test_503_honours_retry_after(client, mocked):
 
 
 @pytest.mark.parametrize(
-    "failure",
+    ("failure", "error_class"),
     [
-        requests.ConnectionError("connection refused"),
-        requests.ConnectTimeout("connect timed out"),
-        requests.ReadTimeout("read timed out"),
+        # A connection error whose cause cannot be placed may have reached Edgegap: assume so.
+        (requests.ConnectionError("connection failed"), AnswerLost),
+        (requests.ConnectTimeout("connect timed out"), TransientError),
+        (requests.ReadTimeout("read timed out"), AnswerLost),
+        (requests.exceptions.ChunkedEncodingError("cut off"), AnswerLost),
     ],
-    ids=["connection-error", "connect-timeout", "read-timeout"],
+    ids=["connection-error", "connect-timeout", "read-timeout", "cut-off"],
 )
-def test_connection_errors_and_timeouts_are_transient(client, mocked, failure):
+def test_connection_errors_and_timeouts_are_transient(client, mocked, failure, error_class):
+    # The real sockets below show which failure is which; this pins the class per exception.
     mocked.get(f"{SESSIONS}/abc", body=failure)
     with pytest.raises(TransientError) as caught:
         client.get_session("abc")
+    assert type(caught.value) is error_class
     assert caught.value.status is None
     assert caught.value.retry_after is None
     assert "GET /v1/relays/sessions/abc" in str(caught.value)
@@ -569,6 +827,241 @@ def test_errors_keep_their_attributes_through_pickling(client, mocked):
         "m",
         str(caught.value),
     )
+    mocked.get(f"{SESSIONS}/lost", body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(AnswerLost) as caught:
+        client.get_session("lost")
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert type(copy) is AnswerLost
+    assert (copy.path, copy.status, copy.retry_after, str(copy)) == (
+        "/v1/relays/sessions/lost",
+        None,
+        None,
+        str(caught.value),
+    )
+
+
+# --- Lost answers on real sockets ---------------------------------------------------------
+# `responses` replaces the transport above the socket, so it cannot show what requests and urllib3
+# really raise when a peer closes early, cuts an answer off or never answers. These tests use a
+# real TCP peer on 127.0.0.1 that plays one scripted reply per connection.
+
+
+def read_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+class ScriptedPeer:
+    """An HTTP/1.1 peer that reads each request in full, then replies with `reply(conn, stop)`."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.received = []
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                self.received.append(read_request(conn))
+                self.reply(conn, self.stop)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+ANSWER = json.dumps(session_body("real-1", users=[(HOST_IP, 21986334)])).encode()
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
+def answer_in_full(conn, stop):
+    conn.sendall(HEAD % len(ANSWER) + ANSWER)
+
+
+def close_without_answer(conn, stop):
+    pass  # the connection closes when the handler returns
+
+
+def reset_without_answer(conn, stop):
+    # Linger 0: close() sends RST, the client sees "connection reset by peer".
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def answer_half_the_body(conn, stop):
+    conn.sendall(HEAD % len(ANSWER) + ANSWER[: len(ANSWER) // 2])
+
+
+def stall_mid_body(conn, stop):
+    conn.sendall(HEAD % len(ANSWER) + ANSWER[: len(ANSWER) // 2])
+    stop.wait(5)
+
+
+def never_answer(conn, stop):
+    stop.wait(5)
+
+
+@pytest.fixture
+def peer():
+    peers = []
+
+    def start(reply):
+        peers.append(ScriptedPeer(reply))
+        return peers[-1]
+
+    yield start
+    for each in peers:
+        each.close()
+
+
+@pytest.fixture
+def refused_url():
+    # Bound but not listening: the kernel answers a SYN with RST, so the connect is refused.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+
+
+@pytest.fixture
+def unaccepting_url():
+    # A listener that never accepts, with its accept queue full: Linux drops further SYNs, so a
+    # connect hangs until the client's connect timeout fires. Fill the queue until one hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    for _ in range(8):
+        filler = socket.socket()
+        filler.settimeout(0.2)
+        fillers.append(filler)
+        try:
+            filler.connect(address)
+        except TimeoutError:
+            break
+    else:
+        pytest.skip("this kernel does not drop SYNs to a full accept queue")
+    yield f"http://127.0.0.1:{address[1]}"
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+def create_at(url, caplog, timeout=0.5):
+    """One create against `url`; returns (error, seconds). The token must be in neither."""
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with (
+        EdgegapClient(url, TOKEN, timeout=timeout) as edgegap,
+        pytest.raises(TransientError) as caught,
+    ):
+        edgegap.create_session([HOST_IP])
+    elapsed = time.monotonic() - started
+    assert_secret_absent(caught.value)
+    assert TOKEN not in caplog.text
+    assert "POST /v1/relays/sessions" in str(caught.value)
+    return caught.value, elapsed
+
+
+def test_the_scripted_peer_answering_in_full_is_read(peer):
+    # The control: the harness itself works, so the failures below are the replies' doing.
+    server = peer(answer_in_full)
+    with EdgegapClient(server.url, TOKEN, timeout=2) as edgegap:
+        session = edgegap.create_session([HOST_IP])
+    assert session.session_id == "real-1"
+    assert session.users == (SessionUser(HOST_IP, 21986334, 45.5, -73.5),)
+    assert f"Authorization: token {TOKEN}".encode() in server.received[0]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [close_without_answer, reset_without_answer, answer_half_the_body, stall_mid_body],
+    ids=["closed-without-answer", "reset-without-answer", "half-a-body", "stalled-mid-body"],
+)
+def test_a_sent_request_whose_answer_never_arrives_whole_is_answer_lost(peer, caplog, reply):
+    server = peer(reply)
+    error, elapsed = create_at(server.url, caplog)
+    assert type(error) is AnswerLost
+    assert error.status is None
+    # It really was sent (Edgegap may have made the session), and sent once: no silent retry
+    # of a POST that could create a second session.
+    assert len(server.received) == 1
+    assert server.received[0].startswith(b"POST /v1/relays/sessions HTTP/1.1")
+    assert json.loads(server.received[0].partition(b"\r\n\r\n")[2]) == {"users": [{"ip": HOST_IP}]}
+    assert elapsed < 3
+
+
+def test_an_answer_that_never_comes_is_answer_lost_after_the_timeout(peer, caplog):
+    server = peer(never_answer)
+    error, elapsed = create_at(server.url, caplog, timeout=0.4)
+    assert type(error) is AnswerLost
+    assert "timed out waiting for the answer" in str(error)
+    assert len(server.received) == 1
+    assert 0.35 <= elapsed < 3
+
+
+def test_a_refused_connection_is_a_plain_transient_error(refused_url, caplog):
+    error, elapsed = create_at(refused_url, caplog)
+    # Nothing left this machine: a create may simply be retried, no need to look for it.
+    assert type(error) is TransientError
+    assert "connection failed" in str(error)
+    assert elapsed < 3
+
+
+def test_a_connect_timeout_is_a_plain_transient_error(unaccepting_url, caplog):
+    error, elapsed = create_at(unaccepting_url, caplog, timeout=0.4)
+    assert type(error) is TransientError
+    assert "timed out connecting" in str(error)
+    assert 0.35 <= elapsed < 3
+
+
+def test_a_later_list_page_lost_on_the_wire_gives_page_one_incomplete(peer):
+    # Page 1 answers in full; the connection for page 2 is closed without an answer.
+    page_one = json.dumps(list_page([session_body("s1")], 1, 2)).encode()
+    calls = []
+
+    def first_page_then_close(conn, stop):
+        calls.append(1)
+        if len(calls) == 1:
+            # `Connection: close`, so that page 2 needs a connection of its own.
+            head = HEAD.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+            conn.sendall(head % len(page_one) + page_one)
+
+    server = peer(first_page_then_close)
+    with EdgegapClient(server.url, TOKEN, timeout=2) as edgegap:
+        listing = edgegap.list_sessions()
+    assert (ids(listing), listing.complete) == (["s1"], False)
+    assert [request.split(b" ")[1] for request in server.received] == [
+        b"/v1/relays/sessions",
+        b"/v1/relays/sessions?page=2",
+    ]
 
 
 # --- Keeping the token secret --------------------------------------------------------------
@@ -621,12 +1114,12 @@ def test_the_token_is_in_no_error_log_line_or_repr(client, mocked, caplog):
 
 
 def test_each_call_is_logged_with_method_path_status_and_duration(client, mocked, caplog):
-    caplog.set_level(logging.DEBUG, logger="relays.client")
+    caplog.set_level(logging.DEBUG, logger="relays.edgegap.client")
     mocked.get(f"{SESSIONS}/abc", json=session_body("abc"))
     mocked.delete(f"{SESSIONS}/abc", status=404)
     client.get_session("abc")
     client.delete_session("abc")
-    messages = [r.getMessage() for r in caplog.records if r.name == "relays.client"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "relays.edgegap.client"]
     assert len(messages) == 2
     assert messages[0].startswith("edgegap GET /v1/relays/sessions/abc -> 200 in ")
     assert messages[0].endswith(" ms")
@@ -708,3 +1201,45 @@ def test_match_users_refuses_when_users_and_seats_do_not_pair_up(requested, retu
     users = [SessionUser(ip, index) for index, ip in enumerate(returned)]
     with pytest.raises(UserMatchError):
         match_users(requested, users)
+
+
+def test_users_without_an_ip_fill_the_leftover_seats_in_order():
+    users = [
+        SessionUser(None, 1),
+        SessionUser(CLIENT_IP, 20),
+        SessionUser(None, 2),
+        SessionUser(None, 3),
+    ]
+    matched = match_users([HOST_IP, CLIENT_IP, OTHER_IP, HOST_IP], users)
+    # CLIENT_IP's seat is taken by IP first; the others take the IP-less users in listed order.
+    assert [u.authorization_token for u in matched] == [1, 20, 2, 3]
+
+
+def test_an_ip_less_user_takes_a_seat_whose_ip_ran_out():
+    # Two players behind one NAT, one of them listed without its IP.
+    matched = match_users([HOST_IP, HOST_IP], [SessionUser(None, 2), SessionUser(HOST_IP, 1)])
+    assert [u.authorization_token for u in matched] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("requested", "returned"),
+    [
+        ([HOST_IP, CLIENT_IP], [None, OTHER_IP]),
+        ([HOST_IP, CLIENT_IP], [None]),
+        ([HOST_IP], [None, None]),
+    ],
+    ids=["ip-less-user-and-a-stranger", "too-few", "too-many"],
+)
+def test_ip_less_users_never_paper_over_a_mismatch(requested, returned):
+    users = [SessionUser(ip, index) for index, ip in enumerate(returned)]
+    with pytest.raises(UserMatchError):
+        match_users(requested, users)
+
+
+def test_a_ready_session_of_ip_less_users_hands_tokens_in_seat_order(client, mocked):
+    body = session_body("abc", ready=True)
+    body["session_users"] = [{"authorization_token": 100}, {"authorization_token": 200}]
+    mocked.get(f"{SESSIONS}/abc", json=body)
+    session = client.get_session("abc")
+    assert session.ready is True
+    assert session.user_tokens_for([HOST_IP, CLIENT_IP]) == [100, 200]
