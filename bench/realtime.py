@@ -29,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def _machine() -> str:
 
 
 class Web:
-    def __init__(self, port: int, cpu: int, deflate: bool):
+    def __init__(self, port: int, cpu: int, deflate: bool, extra: list[str]):
         import psutil
 
         argv = [
@@ -111,6 +112,7 @@ class Web:
         ]  # fmt: skip
         if not deflate:
             argv += ["--ws-per-message-deflate", "false"]
+        argv += extra
         env = dict(os.environ)
         env.pop("CHANNEL_LAYER_DROP_RATE", None)  # the web process itself loses nothing
         self.log = open(ROOT / "var" / "bench-realtime-web.log", "w")  # noqa: SIM115
@@ -270,7 +272,7 @@ def _open(args, n):
     ids = [pk for pk, _ in players]
     seqs = dict(Player.objects.filter(pk__in=ids).values_list("pk", "event_seq"))
     port = free_port()
-    web = Web(port, args.server_cpu, args.deflate)
+    web = Web(port, args.server_cpu, args.deflate, args.web_arg)
     base_rss = web.rss()
     workdir = ROOT / "var" / "bench-realtime"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -323,21 +325,32 @@ def run_push(args):
         batch = max(1, args.rate // args.tx_per_second)
         total = args.rate * args.seconds
         period = batch / args.rate
-        cursor = 0
         started = time.monotonic()
-        for n in range(total // batch):
-            target = started + n * period
-            if (delay := target - time.monotonic()) > 0:
-                time.sleep(delay)
-            chosen = [players[(cursor + i) % len(players)][0] for i in range(batch)]
-            cursor += batch
-            stamp: dict = {}
-            with transaction.atomic():
-                # Registered first: runs right after the commit, before the push.
-                transaction.on_commit(lambda stamp=stamp: stamp.setdefault("t", time.time()))
-                events = events_emit_each({pk: {"n": n} for pk in chosen}, type="bench.push")
-            for event in events:
-                committed[(event.player_id, event.seq)] = stamp["t"]
+
+        def emitter(k):
+            # Emitter k sends transactions k, k + E, k + 2E...: together, `rate` events/s, each
+            # transaction to `batch` players no other transaction in flight touches.
+            from django.db import connection
+
+            for n in range(k, total // batch, args.emitters):
+                target = started + n * period
+                if (delay := target - time.monotonic()) > 0:
+                    time.sleep(delay)
+                chosen = [players[(n * batch + i) % len(players)][0] for i in range(batch)]
+                stamp: dict = {}
+                with transaction.atomic():
+                    # Registered first: runs right after the commit, before the push.
+                    transaction.on_commit(lambda stamp=stamp: stamp.setdefault("t", time.time()))
+                    events = events_emit_each({pk: {"n": n} for pk in chosen}, type="bench.push")
+                for event in events:
+                    committed[(event.player_id, event.seq)] = stamp["t"]
+            connection.close()
+
+        threads = [threading.Thread(target=emitter, args=(k,)) for k in range(args.emitters)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         sent_for = time.monotonic() - started
         time.sleep(3)  # the last repairs (GRACE + a tick) and stragglers
         receipts = clients.finish()
@@ -381,6 +394,9 @@ def main():
         p.add_argument("--client-cpu", type=int, default=1)
         p.add_argument("--deflate", action="store_true", help="leave permessage-deflate on")
         p.add_argument("--sockets", type=int, default=5000)
+        p.add_argument(
+            "--web-arg", action="append", default=[], help="another uvicorn argument (repeat)"
+        )
         p.add_argument("--connect-concurrency", type=int, default=100)
         if name == "sender":
             p.add_argument("--pushes", type=int, default=2000)
@@ -393,6 +409,7 @@ def main():
             p.add_argument("--seconds", type=int, default=10)
             p.add_argument("--tx-per-second", type=int, default=100)
             p.add_argument("--drop", type=float, default=0.0)
+            p.add_argument("--emitters", type=int, default=4, help="committing threads")
         if name == "_clients":
             p.add_argument("--port", type=int)
             p.add_argument("--tokens")

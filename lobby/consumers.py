@@ -43,10 +43,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         async with self.sending:
             await self._replay()
 
-    async def repair(self) -> int:
-        """Send what the database has beyond the last seq sent; the number of events sent."""
+    async def deliver(self, messages) -> int:
+        """Send stored events (consecutive, in seq order) not sent yet; how many went out."""
         async with self.sending:
-            return await self._replay()
+            sent = 0
+            for message in messages:
+                sent += await self._send_event(message)
+            return sent
 
     async def _replay(self) -> int:
         sent = 0

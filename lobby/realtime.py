@@ -58,6 +58,9 @@ SWEEP = 30.0
 # Bounds on the push log (a Redis stream): ~minutes of pushes at a thousand per second.
 LOG_MAXLEN = 100_000
 LOG_READ_COUNT = 10_000
+# Players repaired in one query, and the rows one repair query may return.
+REPAIR_BATCH = 500
+REPAIR_ROWS = 20_000
 # The longest a sync caller waits for its push to be handed to Redis.
 SEND_TIMEOUT = 5.0
 
@@ -361,6 +364,21 @@ def _players_check(player_ids, touch_ids):
     return latest
 
 
+def _events_for_repair(after_by_player: dict[int, int]) -> dict[int, list[dict]]:
+    """Each player's stored events after the given seq, in one query: the repair of a tick."""
+    from django.db.models import Q
+
+    from lobby.models import PlayerEvent
+
+    wanted = Q()
+    for player_id, after in after_by_player.items():
+        wanted |= Q(player_id=player_id, seq__gt=after)
+    found = defaultdict(list)
+    for event in PlayerEvent.objects.filter(wanted).order_by("player_id", "seq")[:REPAIR_ROWS]:
+        found[event.player_id].append(event.as_message())
+    return found
+
+
 class SocketMonitor:
     """One per event loop (= per web process): gap repair, presence and group renewal for all
     of the process's sockets, each in one batch."""
@@ -420,14 +438,16 @@ class SocketMonitor:
                 seen = self.latest.get(player_id)
                 if seen is None or seq > seen[0]:
                     self.latest[player_id] = (seq, now)
+        due = []
         for player_id, (seq, seen_at) in list(self.latest.items()):
             behind = [c for c in self.sockets.get(player_id, ()) if c.last_seq < seq]
             if not behind:
                 del self.latest[player_id]
             elif now - seen_at >= GRACE:
                 del self.latest[player_id]
-                for consumer in behind:
-                    self._repair(consumer)
+                due += behind
+        if due:
+            await self.repair(due)
         if now >= self.next_sweep:
             self.next_sweep = now + self.sweep_every
             await self.sweep()
@@ -440,10 +460,14 @@ class SocketMonitor:
         player_ids = list(self.sockets)
         self.touch_pending.clear()
         latest = await database_sync_to_async(_players_check)(player_ids, player_ids)
-        for player_id, seq in latest.items():
-            for consumer in list(self.sockets.get(player_id, ())):
-                if consumer.last_seq < seq:
-                    self._repair(consumer)
+        due = [
+            consumer
+            for player_id, seq in latest.items()
+            for consumer in self.sockets.get(player_id, ())
+            if consumer.last_seq < seq
+        ]
+        if due:
+            await self.repair(due)
         await self._renew_groups()
 
     async def _renew_groups(self):
@@ -459,20 +483,29 @@ class SocketMonitor:
             pipe.expire(key, self.layer.group_expiry)
         await pipe.execute()
 
-    def _repair(self, consumer):
-        self.loop.create_task(_repair(consumer))
-
-
-async def _repair(consumer):
-    sent = await consumer.repair()
-    if sent:
-        stats.add("repaired", 1)
-        logger.warning(
-            "socket of player %s was missing %s event(s) up to seq %s; replayed from the database",
-            consumer.player.pk,
-            sent,
-            consumer.last_seq,
-        )
+    async def repair(self, consumers):
+        """Replay what each socket lacks, from one query per REPAIR_BATCH players."""
+        for start in range(0, len(consumers), REPAIR_BATCH):
+            batch = consumers[start : start + REPAIR_BATCH]
+            after: dict[int, int] = {}
+            for consumer in batch:
+                player_id = consumer.player.pk
+                after[player_id] = min(after.get(player_id, consumer.last_seq), consumer.last_seq)
+            found = await database_sync_to_async(_events_for_repair)(after)
+            for consumer in batch:
+                if consumer not in self.sockets.get(consumer.player.pk, ()):
+                    continue  # closed meanwhile
+                # The socket's lock: a push handled meanwhile is not sent twice or out of order.
+                sent = await consumer.deliver(found.get(consumer.player.pk, ()))
+                if sent:
+                    stats.add("repaired", 1)
+                    logger.warning(
+                        "socket of player %s was missing %s event(s) up to seq %s; "
+                        "replayed from the database",
+                        consumer.player.pk,
+                        sent,
+                        consumer.last_seq,
+                    )
 
 
 _monitors: dict = {}
