@@ -704,7 +704,7 @@ def relay_reconcile(
         )
     }
 
-    candidates: dict[str, bool] = {}  # session id -> ours
+    candidates: dict[str, EdgegapSession] = {}
     for remote in listing.sessions:
         row = rows.get(remote.session_id)
         if row is not None:
@@ -716,10 +716,8 @@ def relay_reconcile(
                 renew()
                 relay_session_delete(session_pk=row.pk, client=client)
                 report.deleted_finished += 1
-        elif not remote.garbled:
-            ours = relay_is_ours(remote)
-            if ours or settings.RELAY_RECONCILE_FOREIGN:
-                candidates[remote.session_id] = ours
+        elif not remote.garbled and (relay_is_ours(remote) or settings.RELAY_RECONCILE_FOREIGN):
+            candidates[remote.session_id] = remote
     report.deleted_unowned = _delete_orphans(candidates, listing.complete, started, client, renew)
 
     # Live sessions of ours the list did not show: probe each, oldest first, for proof.
@@ -749,11 +747,12 @@ def _delete_orphans(candidates, complete, started, client, renew) -> int:
         UnownedSession.objects.exclude(session_id__in=candidates).delete()
     grace = timedelta(seconds=settings.RELAY_ORPHAN_GRACE)
     deleted = 0
-    for session_id, ours in candidates.items():
+    for session_id, remote in candidates.items():
+        ours = relay_is_ours(remote)
         sighting, _ = UnownedSession.objects.get_or_create(
             session_id=session_id, defaults={"ours": ours}
         )
-        if started - sighting.first_seen_at < grace:
+        if started - sighting.first_seen_at < grace or (ours and _adoptable(remote)):
             continue
         # Claimed since the list was read (a create's answer stored late)? Then it is owned.
         if RelaySession.objects.filter(session_id=session_id).exists():
@@ -766,6 +765,19 @@ def _delete_orphans(candidates, complete, started, client, renew) -> int:
         whose = "our" if ours else "another environment's (RELAY_RECONCILE_FOREIGN)"
         logger.warning("reconcile: deleted %s unowned Edgegap session %s", whose, session_id)
     return deleted
+
+
+def _adoptable(remote: EdgegapSession) -> bool:
+    """Whether the session its mark names may still adopt it: a create whose answer was lost.
+
+    Such a create looks for exactly this session (by its webhook URL) before creating again, so
+    deleting it meanwhile would kill the match it is about to become. Once that row has moved on
+    (stored another session, failed, closed), it can never adopt it any more: deleting is safe.
+    """
+    key = remote.webhook_url.removeprefix(relay_hook_prefix())
+    return RelaySession.objects.filter(
+        webhook_key=key, status__in=(Status.PENDING, Status.CREATING)
+    ).exists()
 
 
 # --- Reasons players read --------------------------------------------------------------------

@@ -191,9 +191,11 @@ class EdgegapClient:
         """`POST /v1/relays/sessions` for these players' public IPs, **host first**.
 
         The answer is normally not ready yet (`ready=False`, `relay=None`): poll `get_session`.
-        Its `users` may come back in any order; use `RelaySession.users_for(ips)` to pair them
-        with seats. Not idempotent: after a `TransientError` the session may still exist at
-        Edgegap (reconciliation deletes it). `filters` is passed as given, e.g.
+        Its `users` (only those that have a token yet) may come back in any order; use
+        `EdgegapSession.users_for(ips)` to pair them with seats. Not idempotent: after an
+        `AnswerLost` or a `MalformedResponseError` the session may exist at Edgegap (look before
+        creating again); after any other `TransientError` nothing was made. `filters` is passed
+        as given, e.g.
         `[{"field": "location", "values": ["EU"], "filter_type": "any"}]`.
         """
         if isinstance(ips, str):
@@ -216,7 +218,9 @@ class EdgegapClient:
         """`GET /v1/relays/sessions/{id}`. Raises `SessionNotFound` on 404 (e.g. deleted)."""
         return self._session_call("GET", self._session_path(session_id), None)
 
-    def list_sessions(self, *, max_pages: int = DEFAULT_MAX_PAGES) -> SessionListing:
+    def list_sessions(
+        self, *, max_pages: int = DEFAULT_MAX_PAGES, page_attempts: int = 3
+    ) -> SessionListing:
         """The account's sessions, `GET /v1/relays/sessions` page by page, as far as readable.
 
         Whether `?page=&limit=` is honoured is unknown (edgegap-relay.md §1), so this follows
@@ -224,11 +228,14 @@ class EdgegapClient:
         `pagination` is one page. Sessions seen twice (a page shifting under deletes) are returned
         once.
 
-        Only a failure on the first page raises (nothing was seen). A later page that fails
-        (429, 5xx, a lost answer), that has vanished (404 or 400: the list shrank while it was
-        read), that holds an unreadable entry, or a server repeating pages or exceeding
-        `max_pages`, ends the walk with `complete=False`: the caller acts on what it saw and on
-        nothing else.
+        A page that fails transiently (429, 5xx, a lost answer) is asked again, up to
+        `page_attempts` times in all, after a short pause: every page of a long list must come
+        through for the walk to be complete, so one fault in three would otherwise leave nearly
+        every walk of a few pages incomplete. A failure on the first page then raises (nothing
+        was seen). A later page that still fails, that has vanished (404 or 400: the list shrank
+        while it was read), that holds an unreadable entry, or a server repeating pages or
+        exceeding `max_pages`, ends the walk with `complete=False`: the caller acts on what it
+        saw and on nothing else.
         """
         sessions: dict[str, EdgegapSession] = {}
         requested: set[int] = set()
@@ -237,8 +244,7 @@ class EdgegapClient:
         path = SESSIONS_PATH
         for page_index in range(max_pages):
             try:
-                response = self._send("GET", path, None)
-                page, all_read, number, next_number = self._read(response, "GET", path, parse_page)
+                page, all_read, number, next_number = self._list_page(path, page_attempts)
             except (TransientError, PermanentError) as exc:
                 if page_index == 0:
                     raise
@@ -261,6 +267,22 @@ class EdgegapClient:
             path = f"{SESSIONS_PATH}?page={next_number}"
         logger.warning("edgegap list stopped: still more pages after %d", max_pages)
         return SessionListing(tuple(sessions.values()), complete=False)
+
+    def _list_page(self, path: str, attempts: int):
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._send("GET", path, None)
+                return self._read(response, "GET", path, parse_page)
+            except TransientError as exc:
+                if attempt == attempts:
+                    raise
+                # Short pauses: a walk holds a lock and a worker thread. Retry-After is a floor
+                # up to a second; a longer one ends the walk (the caller retries later).
+                pause = max(0.1 * attempt, exc.retry_after or 0)
+                if pause > 1.0:
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def delete_session(self, session_id: str) -> bool:
         """`DELETE /v1/relays/sessions/{id}`. True when deleted (204), False when already gone.

@@ -169,6 +169,33 @@ def test_a_duplicate_of_ours_is_an_orphan_even_though_its_mark_names_a_live_row(
     assert duplicate.session_id not in remote_sessions(edgegap)
 
 
+def test_a_session_a_lost_create_may_still_adopt_is_not_deleted_under_it(
+    emulator, edgegap, settings, no_tasks
+):
+    # The create's answer was lost; its retries are slow to find it (pages failing), and the
+    # grace runs out meanwhile. Deleting it then would kill the match it is about to become.
+    settings.RELAY_ORPHAN_GRACE = 0.1
+    session = _open(["203.0.113.1"])
+    RelaySession.objects.filter(pk=session.pk).update(status=Status.CREATING)
+    Seat.objects.filter(session=session).update(in_create_call=True)
+    made = edgegap.create_session(["203.0.113.1"], webhook_url=services.relay_webhook_url(session))
+    services.relay_reconcile(client=edgegap)
+    time.sleep(0.15)
+    assert services.relay_reconcile(client=edgegap).deleted_unowned == 0
+    services.relay_session_create(session_pk=session.pk, client=edgegap)  # the retry adopts it
+    session.refresh_from_db()
+    assert session.session_id == made.session_id
+
+    # Once its row has moved on (it failed), nothing can adopt it any more: it goes.
+    other = _open(["203.0.113.2"], "lobby:2")
+    made = edgegap.create_session(["203.0.113.2"], webhook_url=services.relay_webhook_url(other))
+    RelaySession.objects.filter(pk=other.pk).update(status=Status.FAILED)
+    services.relay_reconcile(client=edgegap)
+    time.sleep(0.15)
+    assert services.relay_reconcile(client=edgegap).deleted_unowned == 1
+    assert made.session_id not in remote_sessions(edgegap)
+
+
 # --- 3. An incomplete list ---------------------------------------------------------------------
 
 
