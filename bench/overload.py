@@ -10,7 +10,8 @@ Each `--tree` is a source tree to serve (e.g. the commit before the change, unpa
 so the runs compare like with like. Usage, from the repository root:
 
     .venv/bin/python -m bench.overload --server postgres://postgres@127.0.0.1:5432 \\
-        --redis redis://127.0.0.1:6379/14 --tree before=/tmp/before --tree after=.
+        --redis redis://127.0.0.1:6379/14 --tree before=/tmp/before --tree after=. \\
+        --tree after-10s=.:REQUEST_QUEUE_TIMEOUT=10
 
 It prints a Markdown table; bench/RESULTS.md records a run.
 """
@@ -22,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -97,7 +99,7 @@ def _run_tree(label, tree, server, template, redis_url, data, extra_env):
     from tests.crowd import summary
     from tests.live import start_live_stack
 
-    name = f"{template}_{label}"
+    name = template + "_" + re.sub(r"\W", "_", label)  # a database name: no dashes
     _admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
            f"CREATE DATABASE {name} TEMPLATE {template}")  # fmt: skip
     import redis
@@ -144,7 +146,9 @@ def main() -> None:
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--template", default="bench_overload")
-    parser.add_argument("--tree", action="append", required=True, help="label=path")
+    parser.add_argument(
+        "--tree", action="append", required=True, help="label=path[:NAME=value,...]"
+    )
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the stack")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
@@ -158,9 +162,11 @@ def main() -> None:
     ]
     notes = []
     for spec in args.tree:
-        label, _, path = spec.partition("=")
+        label, _, rest = spec.partition("=")
+        path, _, tree_env = rest.partition(":")
+        env = {**extra_env, **dict(item.split("=", 1) for item in tree_env.split(",") if item)}
         rows, counts, load_before, load_after = _run_tree(
-            label, Path(path).resolve(), args.server, args.template, args.redis, data, extra_env
+            label, Path(path).resolve(), args.server, args.template, args.redis, data, env
         )
         for label_, burst, s, wall, _answers in rows:
             st = s["statuses"]

@@ -175,9 +175,9 @@ def _pool_size(raw):
     return value
 
 
-# PostgreSQL connections each process may hold (its pool's size; docs/api.md "Overload" has the
-# max_connections arithmetic), and how long a request waits for one before it is answered 503:
-# far less than a client's patience.
+# PostgreSQL connections each process may hold (its pool's size; README "Sizing the database
+# pool" has the max_connections arithmetic), and how long a request waits for one before it is
+# answered 503: far less than a client's patience.
 DATABASE_POOL_SIZE = _read("DATABASE_POOL_SIZE", _pool_size, 10)
 DATABASE_POOL_TIMEOUT = _read("DATABASE_POOL_TIMEOUT", _positive_float, 2.0)
 # Admission control (config/admission.py): at most this many sync requests run at once per web
