@@ -4,7 +4,11 @@ import os
 
 from celery import Celery, signals
 
+from config import kombu_fixes
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before any broker connection exists: see config/kombu_fixes.py (a Redis outage ended workers).
+kombu_fixes.apply()
 
 app = Celery("relaylobby")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -29,3 +33,23 @@ def _database_pool_fits_the_threads(sender, **kwargs):
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     if isinstance(pool, dict):
         pool["max_size"] = max(pool.get("max_size", 0), sender.concurrency + 2)
+
+
+# Inside a worker, a task that publishes (a retry, the next poll) while Redis is down waits for it
+# to come back instead of failing at once (Celery's default gives up after ~0.6 s), so a relay
+# allocation in flight carries on across an outage of up to about a minute. Web processes keep
+# the short default: a request must not hang on a dead broker.
+WORKER_PUBLISH_RETRY_POLICY = {
+    "max_retries": 15,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 5.0,
+}  # waits 0.5, 1, 1.5, ... then 5 s at a time: about 52 s in all
+
+
+@signals.worker_init.connect
+def _publish_waits_out_a_broker_outage(sender, **kwargs):
+    # worker_init runs before the pool forks, so prefork children inherit the policy; the task
+    # sender reads it once, when first built, so drop one built before (none is, normally).
+    sender.app.conf.task_publish_retry_policy = WORKER_PUBLISH_RETRY_POLICY
+    sender.app.amqp.__dict__.pop("send_task_message", None)

@@ -4,7 +4,6 @@ A worker loads them with `--include tests.worker_probe`; each leaves its mark in
 Redis, so a test can see that the worker ran it.
 """
 
-import contextlib
 import time
 
 import redis
@@ -21,19 +20,13 @@ def mark(key: str) -> None:
     _redis().set(f"probe:{key}", "done", ex=600)
 
 
-@shared_task(name="probe.sleep", acks_late=True, ignore_result=True)
-def sleep(seconds: float, key: str) -> None:
-    # Still running when the test stops Redis: the worker holds unacked deliveries then.
+@shared_task(name="probe.chain", bind=True, acks_late=True, ignore_result=True)
+def chain(self, hops: int, seconds: float, key: str) -> None:
+    """Like a relay allocation's polls: work for a while, then send the next hop through the
+    broker (on the same queue); the last hop leaves the mark."""
     time.sleep(seconds)
-    with contextlib.suppress(redis.RedisError):  # Redis is down: the test looks at other marks
-        _redis().set(f"probe:{key}", "done", ex=600)
-
-
-@shared_task(name="probe.relay", bind=True, acks_late=True, ignore_result=True)
-def relay(self, hops: int, key: str) -> None:
-    # Like a relay poll: a short wait, then the next hop as a countdown task through the broker.
-    time.sleep(0.3)
     if hops > 0:
-        self.apply_async(args=(hops - 1, key), countdown=0.5)
+        queue = self.request.delivery_info.get("routing_key")
+        self.apply_async(args=(hops - 1, seconds, key), queue=queue)
     else:
         _redis().set(f"probe:{key}", "done", ex=600)
