@@ -1,6 +1,6 @@
 """A small patch to kombu's Redis transport: a Redis outage must not end the Celery worker.
 
-The bug (kombu 5.7.0, still there in its `main` at the time of writing): when the worker's broker
+The bug (seen with kombu 5.7.0, the version celery 5.7.0 installs): when the worker's broker
 connection breaks while the consumer waits in BRPOP, Celery collects the connection, which drops
 the transport's `client` (the kombu Connection) but may leave the default channel open, because
 closing it raised the same connection error first. Celery then closes the connection again;
@@ -34,5 +34,7 @@ def _connparams_of_a_live_connection(self, *args, **kwargs):
 
 
 def apply() -> None:
+    """Install the patch (idempotent). Harmless where kombu has no such bug: it only turns a
+    dereference of None into the connection error it stands for."""
     if kombu_redis.Channel._connparams is not _connparams_of_a_live_connection:
         kombu_redis.Channel._connparams = _connparams_of_a_live_connection
