@@ -347,3 +347,14 @@ def test_a_crowd_of_joins_gets_no_server_error(small_pool_stack):
     web_log = [line for line in live.log_path.read_text().splitlines() if "web |" in line]
     assert not [line for line in web_log if "couldn't get a connection" in line]
     assert not [line for line in web_log if "Traceback" in line]
+
+
+@pytest.mark.django_db
+def test_metrics_report_the_queue_and_the_refusals(client, monkeypatch):
+    player = PlayerFactory()
+    monkeypatch.setattr(services, "lobby_start", lambda **kwargs: _pool_ran_dry())
+    before = admission.overload_log.totals.get("database", 0)
+    _client_for(player).post(f"/api/v1/lobbies/{uuid.uuid4()}/start")
+    text = client.get("/metrics").content.decode()
+    assert "relaylobby_requests_active " in text and "relaylobby_requests_queued " in text
+    assert f'relaylobby_overloaded_total{{reason="database"}} {before + 1}' in text
