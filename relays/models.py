@@ -57,7 +57,8 @@ class RelaySession(models.Model):
     # so a re-driven poll and a late original never make two chains.
     poll_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # No `updated_at`: state moves by conditional `QuerySet.update()`, which never touches an
+    # auto_now field, so such a column would only pretend to know when a row last changed.
     ready_deadline = models.DateTimeField()
     ready_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
