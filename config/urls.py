@@ -2,12 +2,18 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import errors, health, metrics
+from config import errors, health, metrics, overview
+
+# The admin says what it runs: an operator with several tabs open knows which service is which.
+admin.site.site_header = "Relay lobby operations"
+admin.site.site_title = "Relay lobby admin"
+admin.site.index_title = "Lobbies, queues and relay sessions"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
+    path("admin/overview/", admin.site.admin_view(overview.overview), name="admin-overview"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("lobby.urls")),
     path("api/v1/matchmaking/", include("matchmaking.urls")),
@@ -15,7 +21,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Any other /api/ address (a typo, a malformed id) gets the API's JSON 404, DEBUG or not.
     re_path(r"^api/", errors.api_not_found),
-    path("", include("lobby.page_urls")),
+    path("", include("config.page_urls")),
     path("", include("relays.urls")),
 ]
 

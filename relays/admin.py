@@ -1,7 +1,15 @@
+"""Operators' view of relay sessions. Every write goes through `relays.services` (or a task that
+calls them): a row deleted or edited by hand would leave its Edgegap session running (and billed)
+and the lobby that holds it waiting for a relay that never comes."""
+
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from relays import services, tasks
 from relays.models import RelaySession, Seat, UnownedSession
@@ -60,11 +68,13 @@ class RelaySessionAdmin(admin.ModelAdmin):
     search_fields = ("session_id", "owner", "seats__holder", "seats__ip")
     date_hierarchy = "created_at"
     inlines = [SeatInline]
-    actions = ["delete_at_edgegap", "reconcile_now"]
+    actions = ["delete_at_edgegap"]
     fields = ("id", "owner", "status", "session_id", "masked_session_token", "relay_host",
               "relay_ip", "server_port", "client_port", "last_error", "poll_count", "created_at",
               "ready_deadline", "ready_at", "closed_at")  # fmt: skip
     readonly_fields = fields
+    # "Reconcile now" is a button above the list: it needs no selected row.
+    change_list_template = "admin/relays/relaysession/change_list.html"
 
     @admin.display(description="session token")
     def masked_session_token(self, session):
@@ -76,21 +86,58 @@ class RelaySessionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Delete at Edgegap (closes the session)")
+    def has_delete_permission(self, request, obj=None):
+        # Deleting the row alone would leave the Edgegap session running and its lobby waiting:
+        # "Delete at Edgegap" closes it through the service instead, and the lobby is told.
+        return False
+
+    def get_urls(self):
+        # POST only: a state change never happens on a GET (link prefetch, a crawler).
+        reconcile = self.admin_site.admin_view(require_POST(self.reconcile_view))
+        return [
+            path("reconcile/", reconcile, name="relays_relaysession_reconcile"),
+            *super().get_urls(),
+        ]
+
+    def reconcile_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        tasks.reconcile.delay()
+        self.message_user(
+            request,
+            "Reconciliation queued: sessions Edgegap lost are marked, orphans deleted.",
+            messages.INFO,
+        )
+        return HttpResponseRedirect(reverse("admin:relays_relaysession_changelist"))
+
+    @admin.action(description="Delete at Edgegap (closes the session; its lobby is told)")
     def delete_at_edgegap(self, request, queryset):
         closed = sum(
             services.relay_session_close(session=session, reason="closed by an operator")
             for session in queryset
         )
+        skipped = queryset.count() - closed
         self.message_user(request, f"{closed} session(s) closing; Edgegap deletes them shortly.")
-
-    @admin.action(description="Reconcile now with Edgegap")
-    def reconcile_now(self, request, queryset):
-        tasks.reconcile.delay()
-        self.message_user(request, "Reconciliation queued.", messages.INFO)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} skipped: they were over already.", messages.WARNING
+            )
 
 
 @admin.register(UnownedSession)
 class UnownedSessionAdmin(admin.ModelAdmin):
-    list_display = ("session_id", "first_seen_at")
-    readonly_fields = ("session_id", "first_seen_at")
+    """Strangers seen at Edgegap, kept by reconciliation to time their grace period: read only
+    (a row added by hand means nothing, and a deleted one only restarts the grace)."""
+
+    list_display = ("session_id", "ours", "first_seen_at")
+    list_filter = ("ours",)
+    readonly_fields = ("session_id", "ours", "first_seen_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

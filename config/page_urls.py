@@ -1,8 +1,14 @@
-"""The browser pages, mounted at the site root (config/urls.py)."""
+"""The browser pages, mounted at the site root (config/urls.py).
+
+Page routing lives here, above the apps, so that no app imports another against the direction
+matchmaking -> lobby -> relays (tests/test_layering.py): the queue page is matchmaking's, the
+lobby pages are lobby's, and only config knows both.
+"""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
+from config import pages as site_pages
 from lobby import pages
 from matchmaking import pages as matchmaking_pages
 
@@ -23,4 +29,7 @@ urlpatterns = [
     path("lobbies/", pages.browser, name="browser"),
     path("lobbies/<uuid:lobby_id>/", pages.room, name="room"),
     path("queue/", matchmaking_pages.queue, name="queue"),
+    # Browsers ask for /favicon.ico on their own; without it every page logged a 404 warning.
+    path("favicon.ico", site_pages.favicon, name="favicon"),
+    path("favicon.svg", site_pages.favicon, name="favicon-svg"),
 ]
