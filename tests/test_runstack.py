@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from config.stack import ChildFailed, RestartPolicy, Supervisor, free_port
+from config.stack import WORKERS, ChildFailed, RestartPolicy, Supervisor, free_port, worker_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,3 +216,28 @@ def test_a_child_without_restart_stops_the_supervision_naming_its_signal(tmp_pat
         assert _supervise_until_failed(supervisor) == "oneshot was killed by SIGTERM"
     finally:
         supervisor.stop_all()
+
+
+def test_the_procfile_web_line_serves_sockets_as_runstack_does():
+    from config.management.commands.runstack import WEB_SERVER_FLAGS
+
+    procfile = (Path(__file__).resolve().parents[1] / "Procfile").read_text()
+    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    assert " ".join(WEB_SERVER_FLAGS) in web
+
+
+def test_the_procfile_runs_the_worker_layout_runstack_runs():
+    procfile = dict(
+        line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
+    )
+    for name, layout in WORKERS.items():
+        command = procfile[name].split()
+        runstack = worker_argv(name, python="python")[3:]  # after `python -m celery`
+        assert command[0] == "celery"
+        concurrency = command.index("--concurrency")
+        # The Procfile lets the environment override the concurrency; the default is the same.
+        assert f":-{layout['concurrency']}}}" in command[concurrency + 1]
+        del command[concurrency : concurrency + 2]
+        i = runstack.index("--concurrency")
+        del runstack[i : i + 2]
+        assert sorted(command[1:]) == sorted(runstack)
