@@ -421,7 +421,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Celery's per-run lines of routine tasks (the matcher every second) at DEBUG: see the module.
+    "filters": {"routine": {"()": "config.logging_filters.RoutineTaskLines", "level": LOG_LEVEL}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["routine"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # requests' urllib3 logs full URLs at DEBUG; they carry no token, but keep it quiet anyway.

@@ -425,6 +425,8 @@ def matchmaking_run() -> list[PassReport]:
         report = matchmaking_pass(profile=profile)
         if report is not None:
             reports.append(report)
-            if report.matches or report.expired or report.dropped:
-                logger.info("matchmaking %s", report)
+            # Beat runs this every second: a pass that changed nothing is DEBUG, so the log keeps
+            # what happened (matches, expiries, dropped matches) and relay failures stay visible.
+            did_something = report.matches or report.expired or report.dropped
+            logger.log(logging.INFO if did_something else logging.DEBUG, "matchmaking %s", report)
     return reports
