@@ -9,8 +9,7 @@ from `after` on connect, and `GET /api/v1/players/me/events` reads the same rows
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from lobby.models import Player, PlayerEvent
 from lobby.realtime import players_push
@@ -25,19 +24,39 @@ def events_emit(*, player_ids: Iterable[int], type: str, data: dict) -> list[Pla
 
 def events_emit_each(data_by_player: dict[int, dict], *, type: str) -> list[PlayerEvent]:
     """Append an event with its own data to each player's stream (e.g. their own assignment)."""
-    events = []
     with transaction.atomic():
-        # Player rows in pk order: two transactions emitting to overlapping players lock them
-        # in the same order, so they queue instead of deadlocking.
-        for player_id in sorted(data_by_player):
-            Player.objects.filter(pk=player_id).update(event_seq=F("event_seq") + 1)
-            seq = Player.objects.values_list("event_seq", flat=True).get(pk=player_id)
-            events.append(
-                PlayerEvent(player_id=player_id, seq=seq, type=type, data=data_by_player[player_id])
-            )
+        seqs = _next_seqs(sorted(data_by_player))
+        events = [
+            PlayerEvent(player_id=player_id, seq=seq, type=type, data=data_by_player[player_id])
+            for player_id, seq in sorted(seqs.items())
+        ]
         PlayerEvent.objects.bulk_create(events)
         transaction.on_commit(lambda: _push(events))
     return events
+
+
+def _next_seqs(player_ids: list[int]) -> dict[int, int]:
+    """Take each player's next sequence number, in one statement whatever the player count.
+
+    The player rows are locked in pk order (PostgreSQL: the sub-select's FOR UPDATE; SQLite
+    writes one transaction at a time anyway), so two emits to overlapping players queue instead
+    of deadlocking.
+    """
+    if not player_ids:
+        return {}
+    table = connection.ops.quote_name(Player._meta.db_table)
+    marks = ", ".join(["%s"] * len(player_ids))
+    # Only the quoted table name and placeholders are formatted in; the ids are parameters.
+    locked = f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
+    if connection.features.has_select_for_update:
+        locked += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET event_seq = event_seq + 1 WHERE id IN ({locked})"  # noqa: S608
+            " RETURNING id, event_seq",
+            player_ids,
+        )
+        return dict(cursor.fetchall())
 
 
 def _push(events: list[PlayerEvent]) -> None:
