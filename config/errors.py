@@ -1,16 +1,28 @@
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.views import defaults
+from django.http import JsonResponse
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from config.admission import is_pool_exhausted, overload_log, overloaded_response
-from lobby.errors import json_404, json_500
+from lobby.errors import error_body, json_404, json_500
 
 
 def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+@csrf_exempt  # else a POST or DELETE to a typo answers Django's HTML "CSRF cookie not set"
 def api_not_found(request):
     return json_404(request)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the API's JSON 403 under /api/ (views outside DRF), Django's page
+    elsewhere."""
+    if _is_api(request):
+        body = error_body("forbidden", f"CSRF Failed: {reason}")
+        return JsonResponse(body, status=403)
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def handler404(request, exception):

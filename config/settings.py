@@ -106,6 +106,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+# A CSRF refusal under /api/ answers in the API's JSON shape, never Django's HTML page.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 TRUSTED_PROXIES = _read("TRUSTED_PROXIES", _csv, [])
 
 INSTALLED_APPS = [
@@ -358,7 +360,10 @@ REST_FRAMEWORK = {
         "guest": _read("THROTTLE_GUEST", _rate, "20/hour"),
         "join_code": _read("THROTTLE_JOIN_CODE", _rate, "30/min"),
     },
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # The API speaks JSON only: bodies are read under the input policy (config/inputs.py), and
+    # a client that accepts only HTML gets 406, not the browsable API.
+    "DEFAULT_PARSER_CLASSES": ["config.inputs.PolicyJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "lobby.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -16,6 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.inputs import OBJECT_ONLY, TextField
 from lobby import selectors, services
 from lobby.ip import client_ip
 from lobby.models import Lobby
@@ -129,7 +130,7 @@ class GuestCreateApi(APIView):
     throttle_classes = [GuestCreationThrottle, IpThrottle]
 
     class GuestIn(serializers.Serializer):
-        display_name = serializers.CharField(max_length=32, validators=[_display_name])
+        display_name = TextField(min_length=1, max_length=32, validators=[_display_name])
 
     class GuestOut(serializers.Serializer):
         id = serializers.IntegerField()
@@ -187,7 +188,7 @@ class LobbyListApi(APIView):
         created_at = serializers.DateTimeField()
 
     class LobbyCreateIn(serializers.Serializer):
-        name = serializers.CharField(max_length=64, validators=[_display_name])
+        name = TextField(min_length=1, max_length=64, validators=[_display_name])
         max_players = serializers.IntegerField(
             min_value=2,
             default=_default_max_players,
@@ -196,13 +197,11 @@ class LobbyListApi(APIView):
         visibility = serializers.ChoiceField(
             choices=Lobby.Visibility.choices, default=Lobby.Visibility.PUBLIC
         )
-        mode = serializers.CharField(
-            max_length=32, default="", allow_blank=True, validators=[_slug]
+        mode = TextField(max_length=32, default="", allow_blank=True, validators=[_slug])
+        region = TextField(max_length=32, default="", allow_blank=True, validators=[_slug])
+        metadata = serializers.DictField(
+            default=dict, validators=[_metadata], error_messages=OBJECT_ONLY
         )
-        region = serializers.CharField(
-            max_length=32, default="", allow_blank=True, validators=[_slug]
-        )
-        metadata = serializers.JSONField(default=dict, validators=[_metadata])
         joinable_after_start = serializers.BooleanField(default=True)
 
         def validate_max_players(self, value):
@@ -249,7 +248,7 @@ class LobbyJoinByCodeApi(APIView):
     throttle_classes = [JoinCodeThrottle, PlayerThrottle, IpThrottle]
 
     class JoinByCodeIn(serializers.Serializer):
-        code = serializers.CharField(max_length=16)
+        code = TextField(min_length=1, max_length=16)
 
     @extend_schema(
         request=JoinByCodeIn, responses=LobbyDetailOut, operation_id="v1_lobbies_join_by_code"

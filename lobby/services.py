@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from config.integrity import violated_constraint
 from lobby.errors import Conflict, Forbidden, NotFound
 from lobby.events import events_emit, events_emit_each
 from lobby.models import (
@@ -40,6 +41,10 @@ State = Lobby.State
 ACTIVE = Membership.State.ACTIVE
 # A player's last_seen_at is written at most this often: polling must not mean a write per call.
 SEEN_RESOLUTION = timedelta(seconds=30)
+# The constraints (lobby.models) whose violation is a domain answer, by name.
+ONE_LOBBY_CONSTRAINT = "one_active_lobby_per_player"
+CAPACITY_CONSTRAINT = "lobby_never_over_capacity"
+JOIN_CODE_CONSTRAINT = "lobby_lobby_join_code_key"
 
 
 # --- Players ---------------------------------------------------------------------------------
@@ -155,8 +160,11 @@ def lobby_create(
                 )
                 return lobby
         except IntegrityError as exc:
-            if "join_code" not in str(exc):  # else: the player joined another lobby meanwhile
+            if violated_constraint(exc) == ONE_LOBBY_CONSTRAINT:  # joined another meanwhile
                 raise Conflict("already_in_lobby", "Leave your current lobby first.") from None
+            if violated_constraint(exc) != JOIN_CODE_CONSTRAINT:
+                raise
+            # else a join code collision: try another code
     raise Conflict("busy", "Could not create the lobby; try again.")  # pragma: no cover
 
 
@@ -191,9 +199,14 @@ def lobby_join(*, lobby_id, player: Player, ip: str, by_code: bool = False) -> L
             if lobby.state in Lobby.STARTED:
                 _announce_assignments(lobby, [player.pk])
             return lobby
-    except IntegrityError:
-        # Raced with another join of the same player (another lobby) or a capacity change.
-        raise Conflict("already_in_lobby", "You are already in another lobby.") from None
+    except IntegrityError as exc:
+        # The constraints are the last guard when two requests race past the checks above.
+        name = violated_constraint(exc)
+        if name == ONE_LOBBY_CONSTRAINT:  # the same player joined another lobby meanwhile
+            raise Conflict("already_in_lobby", "You are already in another lobby.") from None
+        if name == CAPACITY_CONSTRAINT:
+            raise Conflict("lobby_full", "This lobby is full.") from None
+        raise
 
 
 def lobby_join_by_code(*, code: str, player: Player, ip: str) -> Lobby:
@@ -350,7 +363,9 @@ def lobby_create_for_match(
                     Membership(lobby=lobby, player_id=player_id, ip=ip, ready=True)
                     for player_id, ip in seats
                 )
-        except IntegrityError:
+        except IntegrityError as exc:
+            if violated_constraint(exc) != ONE_LOBBY_CONSTRAINT:
+                raise
             raise Conflict("already_in_lobby", "A matched player is in another lobby.") from None
         _allocate(lobby, lobby_members(lobby))
         return lobby

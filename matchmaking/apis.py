@@ -1,10 +1,11 @@
 """Matchmaking API v1 (design.md §4): profiles, tickets, parties. Thin views."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.inputs import OBJECT_ONLY, TextField
 from lobby.ip import client_ip
 from lobby.throttles import IpThrottle, JoinCodeThrottle, PlayerThrottle
 from matchmaking import selectors, services
@@ -61,8 +62,8 @@ class ProfileListApi(APIView):
 
 class TicketCreateApi(APIView):
     class TicketIn(serializers.Serializer):
-        profile = serializers.CharField(max_length=64)
-        attributes = serializers.JSONField(default=dict)
+        profile = TextField(min_length=1, max_length=64)
+        attributes = serializers.DictField(default=dict, error_messages=OBJECT_ONLY)
 
     @extend_schema(request=TicketIn, responses={201: TicketOut, 200: TicketOut})
     def post(self, request):
@@ -113,15 +114,16 @@ class PartyDetailApi(APIView):
 class PartyJoinApi(APIView):
     throttle_classes = [JoinCodeThrottle, PlayerThrottle, IpThrottle]
 
-    @extend_schema(
-        request=inline_serializer("PartyJoinIn", {"code": serializers.CharField(max_length=16)}),
-        responses=PartyOut,
-    )
+    class PartyJoinIn(serializers.Serializer):
+        code = TextField(min_length=1, max_length=16)
+
+    @extend_schema(request=PartyJoinIn, responses=PartyOut)
     def post(self, request):
-        code = request.data.get("code") if isinstance(request.data, dict) else None
-        if not isinstance(code, str) or not 0 < len(code) <= 16:
-            raise serializers.ValidationError({"code": ["A party code is required."]})
-        party = services.party_join(code=code, player=request.player, ip=client_ip(request))
+        data = self.PartyJoinIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        party = services.party_join(
+            code=data.validated_data["code"], player=request.player, ip=client_ip(request)
+        )
         return Response(_party(party))
 
 

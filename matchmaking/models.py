@@ -110,11 +110,13 @@ class Ticket(models.Model):
         ordering = ["created_at", "pk"]
         indexes = [models.Index(fields=["profile", "status", "created_at"])]
         constraints = [
-            # Idempotent per player and profile: a second POST finds this one.
+            # One search at a time per player, whatever the queue: the last guard when one
+            # player's requests for two queues race (a second POST for the same queue finds
+            # this ticket; one for another queue is 409 already_queued).
             models.UniqueConstraint(
-                fields=["player", "profile"],
+                fields=["player"],
                 condition=Q(status="searching"),
-                name="one_searching_ticket_per_player_and_profile",
+                name="one_searching_ticket_per_player",
             )
         ]
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.integrity import violated_constraint
 from config.locks import LockLost, exclusive
 from lobby.errors import Conflict, Forbidden, Invalid, NotFound
 from lobby.events import events_emit
@@ -31,6 +32,8 @@ from matchmaking.rules import AttributesError, parse_rules, validate_attributes
 logger = logging.getLogger(__name__)
 Status = Ticket.Status
 PASS_LOCK_SECONDS = 30
+SEARCHING_CONSTRAINT = "one_searching_ticket_per_player"
+PARTY_CONSTRAINT = "one_active_party_per_player"
 
 
 class AttributesInvalid(Invalid):
@@ -95,7 +98,9 @@ def party_create(*, player: Player, ip: str, max_size: int = 4) -> Party:
         party = Party.objects.create(leader=player, max_size=max_size)
         try:
             PartyMember.objects.create(party=party, player=player, ip=ip)
-        except IntegrityError:
+        except IntegrityError as exc:
+            if violated_constraint(exc) != PARTY_CONSTRAINT:
+                raise
             raise Conflict("already_in_party", "Leave your current party first.") from None
     return party
 
@@ -121,7 +126,9 @@ def party_join(*, code: str, player: Player, ip: str) -> Party:
             raise Conflict("party_full", "This party is full.")
         try:
             PartyMember.objects.create(party=party, player=player, ip=ip)
-        except IntegrityError:
+        except IntegrityError as exc:
+            if violated_constraint(exc) != PARTY_CONSTRAINT:
+                raise
             raise Conflict("already_in_party", "Leave your current party first.") from None
     return party
 
@@ -156,22 +163,23 @@ def party_leave(*, party_id, player: Player) -> None:
 
 
 def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> tuple[Ticket, bool]:
-    """Queue the player (or, from its leader, the whole party). Idempotent per player and
-    profile: a second call returns the searching ticket and False."""
+    """Queue the player (or, from its leader, the whole party). A player searches in one queue
+    at a time: a second call for the same profile returns the searching ticket and False, one
+    for another profile is 409 `already_queued` (concurrent calls included: the database's
+    `one_searching_ticket_per_player` decides)."""
     profile = Profile.objects.filter(name=profile_name, enabled=True).first()
     if profile is None:
         raise NotFound("profile_not_found", "There is no such queue.")
     with transaction.atomic():
-        existing = Ticket.objects.filter(player=player, status=Status.SEARCHING).first()
+        existing = (
+            Ticket.objects.filter(player=player, status=Status.SEARCHING)
+            .select_related("profile")
+            .first()
+        )
         if existing is not None:
             if existing.profile_id == profile.pk:
                 return existing, False
-            raise Conflict(
-                "already_queued",
-                f"You are already queued in {existing.profile.title or existing.profile.name}.",
-                ticket_id=str(existing.pk),
-                profile=existing.profile.name,
-            )
+            raise _already_queued(existing)
         party = _active_party(player)
         if party is not None and party.leader_id != player.pk:
             raise Forbidden("not_party_leader", "Only the party's leader can queue the party.")
@@ -211,10 +219,32 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
                     members=members,
                     expires_at=timezone.now() + timedelta(seconds=profile.ticket_ttl),
                 )
-        except IntegrityError:  # a concurrent POST of the same player made it first
-            return Ticket.objects.get(player=player, status=Status.SEARCHING), False
+        except IntegrityError as exc:
+            # A concurrent POST of the same player made its ticket first (the insert waited for
+            # that transaction, so the row is visible now): the same answers as if it came first.
+            if violated_constraint(exc) != SEARCHING_CONSTRAINT:
+                raise
+            existing = (
+                Ticket.objects.filter(player=player, status=Status.SEARCHING)
+                .select_related("profile")
+                .first()
+            )
+            if existing is None:  # pragma: no cover - it was cancelled again meanwhile
+                raise Conflict("busy", "Your queue changed meanwhile; try again.") from None
+            if existing.profile_id != profile.pk:
+                raise _already_queued(existing) from None
+            return existing, False
         _announce(ticket)
     return ticket, True
+
+
+def _already_queued(existing: Ticket) -> Conflict:
+    return Conflict(
+        "already_queued",
+        f"You are already queued in {existing.profile.title or existing.profile.name}.",
+        ticket_id=str(existing.pk),
+        profile=existing.profile.name,
+    )
 
 
 def ticket_get(*, ticket_id, player: Player) -> Ticket:

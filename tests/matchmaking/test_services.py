@@ -272,7 +272,7 @@ def test_attributes_that_are_not_an_object_get_a_plain_message(profile):
         "/api/v1/matchmaking/tickets", {"profile": "teams", "attributes": [1]}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["error"]["message"] == "attributes must be an object"
+    assert response.json()["error"]["message"] == "attributes: Must be a JSON object."
 
 
 def test_already_queued_names_the_ticket_to_resume(profile):
