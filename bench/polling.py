@@ -1,25 +1,31 @@
-"""How fast can game clients poll? The hot HTTP paths under each way of serving them.
+"""How fast can game clients poll? The hot HTTP paths against a raw ASGI hello-world.
 
-Game clients that do not hold a socket poll `GET /api/v1/players/me/assignment` and
-`GET /api/v1/players/me/events?after=N`. This serves the same project several ways and loads
-each path with wrk from another process:
+Game clients poll `GET /api/v1/players/me/assignment` and `GET /api/v1/players/me/events?after=N`
+(nothing new, `wait=0`), and browse `GET /api/v1/lobbies`; load balancers poll `/healthz`. Each is
+loaded with wrk (one thread, 16 connections) pinned to one core, the server (one uvicorn process)
+pinned to the other, and beside each path, in the same run, a 10-line raw ASGI hello-world on the
+same uvicorn (bench/raw_asgi.py): the limit for any request here. A share of that throughput is
+comparable across machines and across load from other work, which raw requests per second are
+not. Every cell is repeated (`--repeat`, best and median kept); a wrk run that counted any answer
+other than 2xx stops the benchmark. CPU per request is the server process's CPU time (user +
+system, from /proc) divided by the requests wrk completed.
 
-- uvicorn (ASGI, what `runstack` and the Procfile run for HTTP and WebSockets), with one worker
-  and with two (one per core);
-- gunicorn, one sync WSGI worker;
-- gunicorn, one gthread WSGI worker with 8 threads.
+Servers: `lean` is the project as served (config.asgi: the lean path of lobby/fastpath.py in front
+of the gate and Django), `full` the same project without the lean path (bench/full_asgi.py).
 
-Usage (needs Debian's wrk: `apt-get install wrk`):
+Usage (needs Debian's wrk and taskset: `apt-get install wrk util-linux`):
 
-    .venv/bin/python bench/polling.py [--duration 8] [--connections 16]
+    .venv/bin/python bench/polling.py [--duration 5] [--repeat 3] [--redis redis://...] \
+        [--postgres postgres://postgres@127.0.0.1:5432/bench_polling] [--full] [--workers2]
 
-It prints a Markdown table; bench/RESULTS.md records a run and the decision drawn from it.
+It prints Markdown tables; bench/RESULTS.md records a run.
 """
 
 import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +34,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _prepare(database_url: str) -> tuple[str, int]:
-    """A migrated database with a started, ready lobby; returns a player's token and last seq."""
+def _prepare(database_url: str, redis_url: str | None) -> tuple[str, int]:
+    """A migrated database with a started, ready lobby and 30 open ones to browse; returns the
+    host's token and last event seq."""
     os.environ["DATABASE_URL"] = database_url
-    os.environ.pop("REDIS_URL", None)
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -68,17 +79,24 @@ def _prepare(database_url: str) -> tuple[str, int]:
             Seat.objects.filter(pk=seat.pk).update(user_token=21986334 + n)
         session = RelaySession.objects.get(pk=lobby.relay_session_id)
         signals.session_ready.send(sender=RelaySession, session=session)
+    for n in range(30):  # a browse page of 20, with a next page
+        other, _ = services.player_create_guest(display_name=f"host {n}")
+        services.lobby_create(
+            player=other, ip="203.0.113.9", name=f"open {n}", max_players=8, mode="duel",
+            region="eu", metadata={"map": "harbour", "ranked": n % 2 == 0},
+        )  # fmt: skip
     seq = Player.objects.get(pk=host.pk).event_seq
     return key, seq
 
 
-def _fresh_postgres(server_url: str, name: str) -> str:
+def _fresh_postgres(url: str) -> str:
     import psycopg
 
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
+    server, _, name = url.rstrip("/").rpartition("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")
-    return f"{server_url}/{name}"
+    return url
 
 
 def _free_port() -> int:
@@ -89,86 +107,187 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-SERVERS = {
-    "uvicorn (ASGI)": lambda port: [
-        sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port),
-        "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-    ],
-    "uvicorn (ASGI) x2 workers": lambda port: [
-        sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port),
-        "--lifespan", "off", "--no-access-log", "--log-level", "warning", "--workers", "2",
-    ],
-    "gunicorn sync": lambda port: [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-        "--workers", "1", "--log-level", "warning",
-    ],
-    "gunicorn gthread x8": lambda port: [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-        "--workers", "1", "--threads", "8", "--log-level", "warning",
-    ],
-}  # fmt: skip
+def _uvicorn(app: str, port: int, workers: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", app, "--port", str(port), "--lifespan", "off",
+        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+    ]  # fmt: skip
 
 
-def _wrk(url: str, token: str, duration: int, connections: int) -> tuple[float, str]:
+class Server:
+    def __init__(self, name, argv, env, cpu: str | None):
+        self.name = name
+        self.port = _free_port()
+        pin = ["taskset", "-c", cpu] if cpu is not None else []
+        self.process = subprocess.Popen(
+            [*pin, *argv(self.port)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
+        self.pids = [self.process.pid]
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in _tree(self.process.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / CLOCK_TICKS
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pids
+    for child in children:
+        pids.extend(_tree(int(child)))
+    return pids
+
+
+def _wrk(url: str, token: str, duration: int, connections: int, cpu: str | None):
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-H", f"Authorization: Token {token}", url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
-    p99 = re.search(r"99%\s+(\S+)", result.stdout).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(1)} error responses\n{result.stdout}")
-    return rate, p99
+    socket_errors = re.search(r"Socket errors: (.*)", result.stdout)
+    if errors or socket_errors:
+        raise SystemExit(f"{url}: error responses\n{result.stdout}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+    requests = int(re.search(r"(\d+) requests in", result.stdout).group(1))
+    p99 = _ms(re.search(r"99%\s+(\S+)", result.stdout).group(1))
+    return rate, requests, p99
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _measure(server: Server, url: str, token, args, cpu):
+    before = server.cpu_seconds()
+    rate, requests, p99 = _wrk(url, token, args.duration, args.connections, cpu)
+    cpu_ms = (server.cpu_seconds() - before) * 1000 / max(requests, 1)
+    return rate, p99, cpu_ms
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--redis", metavar="URL", help="REDIS_URL for the server (throttles)")
     parser.add_argument(
         "--postgres",
         metavar="URL",
-        help="serve from this PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432); "
-        "a database bench_polling is made afresh there. Default: a temporary SQLite file",
+        help="serve from this PostgreSQL database, made afresh (e.g. "
+        "postgres://postgres@127.0.0.1:5432/bench_polling). Default: a temporary SQLite file",
+    )
+    parser.add_argument("--full", action="store_true", help="also measure the full path")
+    parser.add_argument(
+        "--workers2", action="store_true", help="also the assignment with 2 web processes"
     )
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed: apt-get install wrk")
+    if not shutil.which("wrk") or not shutil.which("taskset"):
+        raise SystemExit("wrk and taskset are needed: apt-get install wrk util-linux")
     workdir = Path(tempfile.mkdtemp(prefix="bench-polling-"))
     if args.postgres:
-        database_url = _fresh_postgres(args.postgres.rstrip("/"), "bench_polling")
+        database_url = _fresh_postgres(args.postgres)
     else:
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    token, seq = _prepare(database_url)
+    token, seq = _prepare(database_url, args.redis)
     # Throttles stay on (their cost is part of the path), with rates the load never reaches.
     env = dict(os.environ, DEBUG="false", SECRET_KEY="bench", ALLOWED_HOSTS="127.0.0.1",
-               DATABASE_URL=database_url,
+               DATABASE_URL=database_url, PYTHONPATH=str(ROOT),
                THROTTLE_PLAYER="100000000/min", THROTTLE_IP="100000000/min")  # fmt: skip
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
     paths = {
-        "healthz (plain view, baseline)": "/healthz",
-        "assignment": "/api/v1/players/me/assignment",
-        "events (none new)": f"/api/v1/players/me/events?after={seq}",
-        "events (replay)": "/api/v1/players/me/events?after=0",
+        "`/healthz`": "/healthz",
+        "assignment (ready)": "/api/v1/players/me/assignment",
+        "events, nothing new (`wait=0`)": f"/api/v1/players/me/events?after={seq}&wait=0",
+        "lobby browse (page 1 of 2)": "/api/v1/lobbies",
     }
-    print(f"| server | {' | '.join(paths)} |")
-    print(f"|---|{'---|' * len(paths)}")
-    for name, argv in SERVERS.items():
-        port = _free_port()
-        server = subprocess.Popen(argv(port), cwd=ROOT, env=env)
-        try:
-            time.sleep(2.5)
-            cells = []
-            for path in paths.values():
-                rate, p99 = _wrk(f"http://127.0.0.1:{port}{path}", token, args.duration,
-                                 args.connections)  # fmt: skip
-                cells.append(f"{rate:,.0f} req/s (p99 {p99})")
-            print(f"| {name} | {' | '.join(cells)} |", flush=True)
-        finally:
-            server.terminate()
-            server.wait(10)
-    shutil.rmtree(workdir, ignore_errors=True)
+    apps = {"raw": "bench.raw_asgi:app", "lean": "config.asgi:application"}
+    if args.full:
+        apps["full"] = "bench.full_asgi:app"
+    servers = {
+        name: Server(name, lambda port, app=app: _uvicorn(app, port), env, "1")
+        for name, app in apps.items()
+    }
+    try:
+        time.sleep(4)
+        for server in servers.values():
+            if server.process.poll() is not None:
+                raise SystemExit(f"{server.name} did not start: {server.process.stderr.read()}")
+        print(
+            "| path | server | req/s best / median | share of raw best / median "
+            "| CPU ms per request best / median | p99 ms best / median |"
+        )
+        print("|---|---|---|---|---|---|")
+        load = os.getloadavg()
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+        for label, path in paths.items():
+            cells = {name: [] for name in servers if name != "raw"}
+            raw_cells = []
+            for _ in range(args.repeat):
+                raw = _measure(servers["raw"], f"http://127.0.0.1:{servers['raw'].port}/",
+                               token, args, "0")  # fmt: skip
+                raw_cells.append(raw)
+                for name in cells:
+                    url = f"http://127.0.0.1:{servers[name].port}{path}"
+                    result = _measure(servers[name], url, token, args, "0")
+                    cells[name].append((result[0] / raw[0], *result))
+            raw_rates = [cell[0] for cell in raw_cells]
+            raw_cpu = min(cell[2] for cell in raw_cells)
+            raw_p99 = statistics.median(cell[1] for cell in raw_cells)
+            print(
+                f"| {label} | raw ASGI | {max(raw_rates):,.0f} / "
+                f"{statistics.median(raw_rates):,.0f} | 1 | {raw_cpu:.3f} | {raw_p99:.1f} |",
+                flush=True,
+            )
+            for name, results in cells.items():
+                ratios = [r[0] for r in results]
+                rates = [r[1] for r in results]
+                p99s = [r[2] for r in results]
+                cpus = [r[3] for r in results]
+                print(
+                    f"| {label} | {name} | {max(rates):,.0f} / {statistics.median(rates):,.0f} "
+                    f"| {max(ratios):.3f} / {statistics.median(ratios):.3f} "
+                    f"| {min(cpus):.3f} / {statistics.median(cpus):.3f} "
+                    f"| {min(p99s):.1f} / {statistics.median(p99s):.1f} |",
+                    flush=True,
+                )
+        if args.workers2:
+            for server in servers.values():
+                server.stop()
+            two = Server("lean x2", lambda port: _uvicorn("config.asgi:application", port, 2),
+                         env, None)  # fmt: skip
+            servers = {"two": two}
+            time.sleep(5)
+            url = f"http://127.0.0.1:{two.port}/api/v1/players/me/assignment"
+            rates = [_wrk(url, token, args.duration, args.connections, None)[0]
+                     for _ in range(args.repeat)]  # fmt: skip
+            print(f"| assignment, 2 web processes, wrk unpinned | {max(rates):,.0f} / "
+                  f"{statistics.median(rates):,.0f} req/s |")  # fmt: skip
+        load = os.getloadavg()
+        print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

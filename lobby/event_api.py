@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.throttling import SimpleRateThrottle
 
-from lobby.authentication import TOKEN_KEYWORD, user_for_authorization
+from lobby.authentication import is_token_authorization, user_for_authorization
 from lobby.errors import error_body
 from lobby.models import Player
 from lobby.realtime import player_group
@@ -72,7 +72,7 @@ async def player_events(request):
     player = await sync_to_async(_authenticate)(request, session_user)
     if player is None:
         # The same codes as the DRF views: no token, or a token that does not work.
-        if request.headers.get("Authorization", "").split(" ")[0] == TOKEN_KEYWORD:
+        if is_token_authorization(request.headers.get("Authorization")):
             body = error_body("authentication_failed", "Invalid token.")
         else:
             body = error_body("not_authenticated", "Send 'Authorization: Token <key>' or sign in.")

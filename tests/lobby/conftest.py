@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-from lobby import services
+from lobby import services, throttles
 from lobby.models import Lobby, PlayerEvent
 from relays import signals
 from relays.models import RelaySession
@@ -16,8 +16,10 @@ from tests.lobby.factories import LobbyFactory, MembershipFactory, PlayerFactory
 def _fresh_throttle_counts():
     # Throttle counters live in the cache, which outlives a test.
     cache.clear()
+    throttles.reset()
     yield
     cache.clear()
+    throttles.reset()
 
 
 @pytest.fixture

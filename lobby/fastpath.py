@@ -1,0 +1,634 @@
+"""The lean path: what game clients poll, answered without Django's request machinery.
+
+Game clients poll `GET /api/v1/players/me/assignment`, `GET /api/v1/players/me/events` (nothing
+new, `wait=0`) and browse `GET /api/v1/lobbies`; load balancers poll `/healthz`. Through Django's
+ASGI handler each of these paid for a request object, the middleware stack, URL resolution, DRF's
+view machinery, a dozen sync/async thread hops, the ORM compiling its SQL and, for the throttles,
+a new Redis connection per request (bench/RESULTS.md, issue 11). Here, in front of Django:
+
+- the token is looked up once per `TOKEN_CACHE_SECONDS` per process (lobby.authentication);
+- throttles are counted in memory and shared through Redis in the background (lobby.throttles);
+- the database work of a request is one hop to this process's one lean database thread, with SQL
+  compiled by the ORM once per process;
+- the answer is rendered by the same renderers (DRF's JSONRenderer, Django's JSON encoder) into
+  the same bytes, with the headers the middleware would add computed by that middleware.
+
+The lean path answers only the common, exact case: a `GET` with `Authorization: Token <key>` for
+a player, an `Accept` that takes JSON, a valid `Host`, simple query parameters. Anything else
+(cookies instead of a token, an unknown token, `wait` > 0, a bad parameter, a page past the end,
+HEAD, any error of its own) goes to Django unchanged, which stays the definition of the API;
+tests/lobby/test_fastpath.py proves both give the same answers where the lean path answers.
+
+Not in the admission gate (config/admission.py): like async views, nothing here holds a thread or
+a database connection while it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.request import split_domain_port, validate_host
+from django.utils.encoding import iri_to_uri
+from rest_framework.renderers import JSONRenderer
+from rest_framework.serializers import DateTimeField
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from lobby import throttles
+from lobby.authentication import cached_token_entry, split_authorization, token_entry
+
+logger = logging.getLogger(__name__)
+
+ASSIGNMENT = "/api/v1/players/me/assignment"
+EVENTS = "/api/v1/players/me/events"
+LOBBIES = "/api/v1/lobbies"
+HEALTHZ = "/healthz"
+
+# Middleware whose effect on these answers the lean path reproduces (headers) or does not need
+# (sessions, CSRF and messages do nothing to a token-authenticated GET). With any other
+# middleware installed the lean path stands aside: it cannot know what that one would do.
+KNOWN_MIDDLEWARE = frozenset(
+    {
+        "django.middleware.security.SecurityMiddleware",
+        "servestatic.middleware.ServeStaticMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "config.errors.OverloadMiddleware",
+    }
+)
+_JSON_ACCEPTS = frozenset({b"", b"*/*", b"application/json", b"application/json, */*"})
+_DIGITS = re.compile(r"[0-9]{1,9}\Z")
+_INT = re.compile(r"-?[0-9]{1,19}\Z")
+
+
+class _Answer(Exception):
+    """Raised inside a handler to answer at once (a 404, a 429)."""
+
+    def __init__(self, status: int, body: bytes, headers: list):
+        self.status, self.body, self.headers = status, body, headers
+
+
+# --- Headers the middleware would add --------------------------------------------------------
+
+
+def _middleware_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """What SecurityMiddleware and XFrameOptionsMiddleware add to a JSON answer, as they add it."""
+    from django.middleware.clickjacking import XFrameOptionsMiddleware
+    from django.middleware.security import SecurityMiddleware
+
+    request = HttpRequest()
+    request.is_secure = lambda: secure
+    response = HttpResponse()
+    for middleware in (SecurityMiddleware, XFrameOptionsMiddleware):
+        if f"{middleware.__module__}.{middleware.__name__}" in settings.MIDDLEWARE:
+            response = middleware(HttpResponse).process_response(request, response)
+    return [
+        (name.lower().encode("latin1"), value.encode("latin1"))
+        for name, value in response.items()
+        if name.lower() not in ("content-type", "content-length")
+    ]
+
+
+def _drf_view_headers(view_class) -> list[tuple[bytes, bytes]]:
+    """The headers DRF puts on every answer of this view (Allow, and Vary when it negotiates)."""
+    view = view_class()
+    view.setup(HttpRequest())  # as as_view() does: it answers HEAD where it answers GET
+    return [
+        (name.lower().encode("latin1"), value.encode("latin1"))
+        for name, value in view.default_response_headers.items()
+    ]
+
+
+class _Setup:
+    """Everything derived from settings and the views once per process (lazily: settings and
+    apps must be ready)."""
+
+    def __init__(self):
+        from config import health
+        from lobby import apis
+
+        self.enabled = set(settings.MIDDLEWARE) <= KNOWN_MIDDLEWARE and not getattr(
+            settings, "USE_X_FORWARDED_HOST", False
+        )
+        if not self.enabled:
+            unknown = sorted(set(settings.MIDDLEWARE) - KNOWN_MIDDLEWARE)
+            logger.warning("lean poll paths off: unknown middleware %s", unknown)
+        self.allowed_hosts = settings.ALLOWED_HOSTS or (
+            [".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
+        )
+        self.proxy_ssl = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        self.ssl_redirect = getattr(settings, "SECURE_SSL_REDIRECT", False)
+        self.security = {secure: _middleware_headers(secure) for secure in (False, True)}
+        self.hosts: dict[bytes, bool] = {}
+        # DRF's own headers of each view (Allow, Vary), as its views compute them.
+        self.drf_headers = {
+            path: _drf_view_headers(view)
+            for path, view in ((ASSIGNMENT, apis.AssignmentApi), (LOBBIES, apis.LobbyListApi))
+        }
+        self.renderer = JSONRenderer()
+        self.datetime = DateTimeField()
+        # The probe's answer never changes: the view's own, rendered once.
+        probe = HttpRequest()
+        probe.method = "GET"
+        health_response = health.healthz(probe)
+        self.healthz = (
+            health_response.status_code,
+            health_response.content,
+            [(b"content-type", health_response["Content-Type"].encode("latin1"))],
+        )
+
+    def host_ok(self, host: bytes) -> bool:
+        known = self.hosts.get(host)
+        if known is None:
+            domain, _port = split_domain_port(host.decode("latin1"))
+            known = bool(domain) and validate_host(domain, self.allowed_hosts)
+            if len(self.hosts) < 1000:
+                self.hosts[host] = known
+        return known
+
+
+_setup: _Setup | None = None
+
+
+def setup() -> _Setup:
+    global _setup
+    if _setup is None:
+        _setup = _Setup()
+    return _setup
+
+
+def forget_setup() -> None:
+    """Tests that change settings call this so the next request derives everything again."""
+    global _setup
+    _setup = None
+
+
+# --- The lean database thread ----------------------------------------------------------------
+
+# One thread: its connection stays open between requests (SQLite), and the lean path takes at
+# most one connection of the process's pool (PostgreSQL), given back whenever the thread is idle.
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lean-db")
+
+
+def _db_job(fn, *args):
+    try:
+        return fn(*args)
+    except _Answer:
+        raise
+    except Exception:
+        # A broken or exhausted connection must not poison the next request: start afresh.
+        connection.close()
+        raise
+    finally:
+        if connection.vendor != "sqlite" and _executor._work_queue.empty():
+            connection.close()  # back to the pool while nothing waits for this thread
+
+
+async def _in_db_thread(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(_executor, _db_job, fn, *args)
+
+
+class _Compiled:
+    """A queryset's SQL compiled once; run with new values for its marked parameters."""
+
+    def __init__(self, queryset, markers: dict):
+        self.compiler = queryset.query.get_compiler(using="default")
+        self.sql, params = self.compiler.as_sql()
+        self.params = list(params)
+        self.slots = {name: [i for i, p in enumerate(self.params) if p == marker]
+                      for name, marker in markers.items()}  # fmt: skip
+        self.converters = self.compiler.get_converters([col for col, _, _ in self.compiler.select])
+
+    def rows(self, **values) -> list:
+        params = list(self.params)
+        for name, value in values.items():
+            for i in self.slots[name]:
+                params[i] = value
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = list(self.compiler.apply_converters(rows, self.converters))
+        return rows
+
+
+_compiled: dict[str, _Compiled] = {}
+_compiled_vendor: list = [None]
+_PLAYER_MARK = 987654321987
+_HOLDER_MARK = "player:987654321987"
+
+
+def _compiled_query(name: str, build) -> _Compiled:
+    # Compiled in the lean thread, for its connection; again if the database changed (tests).
+    if _compiled_vendor[0] != connection.settings_dict.get("NAME"):
+        _compiled.clear()
+        _compiled_vendor[0] = connection.settings_dict.get("NAME")
+    query = _compiled.get(name)
+    if query is None:
+        query = _compiled[name] = build()
+    return query
+
+
+# Lobby states in which a member has an assignment (lobby.selectors.assignment_get).
+_ASSIGNED_STATES = frozenset({"allocating", "ready", "failed"})
+_ASSIGNMENT_COLUMNS = (
+    "lobby_id", "lobby__state", "lobby__host_id", "lobby__failure_reason",
+    "lobby__relay_session__status", "lobby__relay_session__relay_host",
+    "lobby__relay_session__relay_ip", "lobby__relay_session__server_port",
+    "lobby__relay_session__client_port", "lobby__relay_session__session_token",
+    "seat_ordinal", "seat_token",
+)  # fmt: skip
+
+
+def _assignment_query() -> _Compiled:
+    from django.db.models import OuterRef, Subquery
+
+    from lobby.models import Membership
+    from relays.models import Seat
+
+    seats = Seat.objects.filter(
+        session=OuterRef("lobby__relay_session"), holder=_HOLDER_MARK, revoked=False
+    ).order_by("pk")
+    queryset = (
+        Membership.objects.filter(player_id=_PLAYER_MARK, state=Membership.State.ACTIVE)
+        .annotate(
+            seat_ordinal=Subquery(seats.values("ordinal")[:1]),
+            seat_token=Subquery(seats.values("user_token")[:1]),
+        )
+        .values_list(*_ASSIGNMENT_COLUMNS)
+        .order_by("pk")[:1]
+    )
+    return _Compiled(queryset, {"player": _PLAYER_MARK, "holder": _HOLDER_MARK})
+
+
+def _assignment_from_row(row, player_id: int) -> dict:
+    """`lobby.selectors.assignment_for`, from one row (tests hold the two to the same answers)."""
+    from lobby.models import Lobby
+    from relays.models import RelaySession, Seat
+
+    (lobby_id, state, host_id, failure_reason, session_status, relay_host, relay_ip,
+     server_port, client_port, session_token, seat_ordinal, seat_token) = row  # fmt: skip
+    has_seat = seat_ordinal is not None
+    seat_role = Seat(ordinal=seat_ordinal).role if has_seat else None
+    ready = (
+        state == Lobby.State.READY
+        and session_status == RelaySession.Status.READY
+        and has_seat
+        and seat_token is not None
+    )
+    status = "failed" if state == Lobby.State.FAILED else ("ready" if ready else "pending")
+    role = seat_role if has_seat else ("server" if host_id == player_id else "client")
+    relay = None
+    if ready:
+        port = server_port if role == "server" else client_port
+        relay = {"host": relay_host, "ip": relay_ip, "port": port, "protocol": "UDP"}
+    return {
+        "lobby_id": str(lobby_id),
+        "status": status,
+        "role": role,
+        "relay": relay,
+        "session_authorization_token": session_token if ready else None,
+        "user_authorization_token": seat_token if ready else None,
+        "error": (failure_reason or None) if status == "failed" else None,
+    }
+
+
+def _event_seq_query() -> _Compiled:
+    from lobby.models import Player
+
+    queryset = Player.objects.filter(pk=_PLAYER_MARK).values_list("event_seq")
+    return _Compiled(queryset, {"player": _PLAYER_MARK})
+
+
+# --- Requests --------------------------------------------------------------------------------
+
+
+class _Request:
+    """The little of a request the lean path reads (and `lobby.ip.client_ip` takes)."""
+
+    __slots__ = ("META", "headers", "scope", "secure")
+
+    def __init__(self, scope, headers: dict):
+        self.scope = scope
+        self.headers = headers
+        client = scope.get("client")
+        self.META = {"REMOTE_ADDR": client[0] if client else ""}
+        forwarded = headers.get(b"x-forwarded-for")
+        if forwarded is not None:
+            self.META["HTTP_X_FORWARDED_FOR"] = forwarded.decode("latin1")
+        self.secure = scope.get("scheme") == "https"
+
+
+def _is_secure(request: _Request, conf: _Setup) -> bool:
+    if conf.proxy_ssl:
+        header, value = conf.proxy_ssl
+        name = header.removeprefix("HTTP_").lower().replace("_", "-").encode("latin1")
+        raw = request.headers.get(name)
+        if raw is not None:
+            return raw.decode("latin1").split(",", 1)[0].strip() == value
+    return request.secure
+
+
+def _json_headers(conf: _Setup, secure: bool, extra=()) -> list:
+    return [(b"content-type", b"application/json"), *extra, *conf.security[secure]]
+
+
+def _drf_answer(conf, secure, path, status, data, extra=()) -> tuple[int, bytes, list]:
+    body = conf.renderer.render(data)
+    return status, body, _json_headers(conf, secure, (*extra, *conf.drf_headers[path]))
+
+
+def _django_json(data) -> bytes:
+    return json.dumps(data, cls=DjangoJSONEncoder).encode()  # what JsonResponse writes
+
+
+def _authenticated(key: str):
+    """The token's entry (read in the lean thread when not cached), touched like IsPlayer does."""
+    from lobby.services import player_touch
+
+    entry = token_entry(key)
+    if entry is not None:
+        player_touch(entry)
+    return entry
+
+
+def _touch_due(entry) -> bool:
+    from django.utils import timezone
+
+    from lobby.services import SEEN_RESOLUTION
+
+    return entry.last_seen_at is None or timezone.now() - entry.last_seen_at >= SEEN_RESOLUTION
+
+
+# --- Handlers: each returns (status, body, headers), or None for Django to answer ------------
+
+
+async def _healthz(request, conf, secure, query):
+    status, body, headers = conf.healthz
+    return status, body, [*headers, *conf.security[secure]]
+
+
+def _assignment_job(key, entry, request, conf, secure):
+    if entry is None or _touch_due(entry):
+        entry = _authenticated(key)
+        if entry is None:
+            return None
+    _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
+    rows = _compiled_query("assignment", _assignment_query).rows(
+        player=entry.pk, holder=f"player:{entry.pk}"
+    )
+    if not rows or rows[0][1] not in _ASSIGNED_STATES:
+        from lobby.errors import error_body
+
+        body = error_body("no_assignment", "You have no relay assignment: no match has started.")
+        return _drf_answer(conf, secure, ASSIGNMENT, 404, body)
+    return _drf_answer(conf, secure, ASSIGNMENT, 200, _assignment_from_row(rows[0], entry.pk))
+
+
+def _throttle_drf(entry, request, conf, secure, path):
+    """The API views' throttles: player and address, both counted, the longest wait told."""
+    from lobby.errors import error_body
+    from lobby.ip import client_ip
+
+    wait = throttles.check((("player", entry.user_id), ("ip", client_ip(request))))
+    if wait is not None:
+        seconds, message = throttles.throttled_detail(wait)
+        body = error_body("throttled", message, retry_after=seconds)
+        status, body, headers = _drf_answer(
+            conf, secure, path, 429, body, ((b"retry-after", b"%d" % seconds),)
+        )
+        raise _Answer(status, body, headers)
+
+
+async def _assignment(request, conf, secure, query):
+    if query:
+        return None
+    key = _token_key(request)
+    if key is None:
+        return None
+    return await _in_db_thread(_assignment_job, key, cached_token_entry(key), request, conf, secure)
+
+
+def _events_job(key, entry, after, request, conf, secure):
+    from lobby.errors import error_body
+    from lobby.ip import client_ip
+    from lobby.selectors import events_after
+
+    if entry is None:
+        entry = token_entry(key)
+        if entry is None:
+            return None
+    # The events endpoint's own order: the first throttle that refuses answers, in its words.
+    for scope, ident in (("player", entry.user_id), ("ip", client_ip(request))):
+        wait = throttles.check(((scope, ident),))
+        if wait is not None:
+            seconds = throttles.seconds(wait)
+            body = error_body("throttled", "Too many requests; slow down.", retry_after=seconds)
+            headers = _json_headers(conf, secure, ((b"retry-after", str(seconds).encode()),))
+            return 429, _django_json(body), headers
+    if _touch_due(entry):
+        from lobby.services import player_touch
+
+        player_touch(entry)
+    (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
+    events = []
+    if event_seq > after:
+        from lobby.models import Player
+
+        player = Player(pk=entry.pk)
+        events = [event.as_message() for event in events_after(player=player, after=after)]
+    last_seq = events[-1]["seq"] if events else after
+    return 200, _django_json({"events": events, "last_seq": last_seq}), _json_headers(conf, secure)
+
+
+async def _events(request, conf, secure, query):
+    after = 0
+    for name, value in query.items():
+        if name == "after" and _DIGITS.match(value):
+            after = int(value)
+        elif not (name == "wait" and value == "0"):
+            return None  # a long-poll, or a parameter to be refused: the full path
+    key = _token_key(request)
+    if key is None:
+        return None
+    return await _in_db_thread(
+        _events_job, key, cached_token_entry(key), after, request, conf, secure
+    )
+
+
+_PAGE_SIZE_DEFAULT = 20
+_PAGE_SIZE_MAX = 100
+_FILTER_LIMITS = {"mode": 32, "region": 32, "q": 64}
+
+
+def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, url):
+    if entry is None or _touch_due(entry):
+        entry = _authenticated(key)
+        if entry is None:
+            return None
+    _throttle_drf(entry, request, conf, secure, LOBBIES)
+    queryset = _lobby_query_for(filters)
+    count = queryset.count()
+    pages = max(1, -(-count // page_size))
+    if page > pages:
+        return None  # DRF's "Invalid page." 404: the full path says it
+    rows = list(queryset[(page - 1) * page_size : page * page_size])
+    results = [
+        {
+            "id": str(pk), "name": name, "mode": mode, "region": region,
+            "member_count": member_count, "max_players": max_players, "host": host,
+            "metadata": metadata, "created_at": conf.datetime.to_representation(created_at),
+        }
+        for pk, name, mode, region, member_count, max_players, host, metadata, created_at in rows
+    ]  # fmt: skip
+    next_url = replace_query_param(url(), "page", page + 1) if page < pages else None
+    previous = None
+    if page > 1:
+        previous = (
+            remove_query_param(url(), "page")
+            if page == 2
+            else replace_query_param(url(), "page", page - 1)
+        )
+    data = {"count": count, "next": next_url, "previous": previous, "results": results}
+    return _drf_answer(conf, secure, LOBBIES, 200, data)
+
+
+def _lobby_query_for(filters):
+    from lobby.selectors import lobby_list
+
+    return lobby_list(**filters).values_list(
+        "id", "name", "mode", "region", "member_count", "max_players", "host__display_name",
+        "metadata", "created_at",
+    )  # fmt: skip
+
+
+async def _lobbies(request, conf, secure, query):
+    filters = {"mode": "", "region": "", "q": ""}
+    page, page_size = 1, _PAGE_SIZE_DEFAULT
+    for name, value in query.items():
+        if name in filters:
+            value = value.strip()
+            if len(value) > _FILTER_LIMITS[name] or not value.isprintable():
+                return None
+            filters[name] = value
+        elif name == "page" and _DIGITS.match(value) and int(value) >= 1:
+            page = int(value)
+        elif name == "page_size" and _DIGITS.match(value):
+            page_size = min(int(value), _PAGE_SIZE_MAX) or _PAGE_SIZE_DEFAULT
+        else:
+            return None
+    key = _token_key(request)
+    if key is None:
+        return None
+    host = request.headers[b"host"].decode("latin1")
+    raw_query = request.scope.get("query_string", b"").decode()
+
+    def url():
+        scheme = "https" if secure else "http"
+        suffix = "?" + iri_to_uri(raw_query) if raw_query else ""
+        return f"{scheme}://{host}{iri_to_uri(request.scope['path'])}{suffix}"
+
+    return await _in_db_thread(
+        _lobbies_job, key, cached_token_entry(key), filters, page, page_size, request, conf,
+        secure, url,
+    )  # fmt: skip
+
+
+_ROUTES = {HEALTHZ: _healthz, ASSIGNMENT: _assignment, EVENTS: _events, LOBBIES: _lobbies}
+
+
+def _token_key(request: _Request) -> str | None:
+    header = request.headers.get(b"authorization")
+    if header is None:
+        return None
+    is_token, key = split_authorization(header.decode("latin1"))
+    # DRF refuses a key with a space in it with its own message: the full path answers that.
+    return key if is_token and key and " " not in key else None
+
+
+# --- The ASGI wrapper ------------------------------------------------------------------------
+
+
+class _FailureLog:
+    """One WARNING line at most every 10 s when the lean path fails and hands over to Django."""
+
+    def __init__(self):
+        self.last = 0.0
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def note(self, path: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.count += 1
+            if now - self.last < 10:
+                return
+            count, self.count, self.last = self.count, 0, now
+        logger.warning("lean path failed %d time(s), answered by Django; last on %s", count, path,
+                       exc_info=True)  # fmt: skip
+
+
+_failures = _FailureLog()
+
+
+class LeanHttp:
+    """ASGI middleware: answers the polled paths itself when it can, else passes to `app`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        handler = _ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is not None and scope["method"] == "GET":
+            answer = await self._answer(handler, scope)
+            if answer is not None:
+                status, body, headers = answer
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, handler, scope):
+        conf = setup()
+        if not conf.enabled:
+            return None
+        headers = dict(scope["headers"])
+        if (
+            headers.get(b"accept", b"") not in _JSON_ACCEPTS
+            or headers.get(b"content-length", b"0") != b"0"
+            or b"transfer-encoding" in headers
+            or not conf.host_ok(headers.get(b"host", b""))
+        ):
+            return None
+        request = _Request(scope, headers)
+        secure = _is_secure(request, conf)
+        if conf.ssl_redirect and not secure:
+            return None  # SecurityMiddleware redirects
+        raw_query = scope.get("query_string", b"")
+        query = {}
+        if raw_query:
+            parsed = QueryDict(raw_query)
+            if any(len(values) != 1 for _, values in parsed.lists()):
+                return None
+            query = parsed.dict()
+        try:
+            return await handler(request, conf, secure, query)
+        except _Answer as answer:
+            return answer.status, answer.body, answer.headers
+        except Exception:
+            _failures.note(scope["path"])
+            return None
