@@ -46,6 +46,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, concurrency, relay_concurrency, **options):
         port = port or _port_from_env()
+        # A busy web port otherwise ends the stack a minute later with "web exited with code 3",
+        # the cause 40 lines up: say so now, as the last line, before anything starts.
+        if wait_for_port(LOOPBACK if host in ("0.0.0.0", "::") else host, port, 0.2):
+            raise CommandError(f"port {port} is in use: stop what holds it, or use --port / PORT")
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         python = sys.executable
