@@ -252,7 +252,9 @@ class EdgegapClient:
                 return SessionListing(tuple(sessions.values()), complete=False)
             complete = complete and all_read
             for session in page:
-                sessions.setdefault(session.session_id, session)
+                seen = sessions.get(session.session_id)
+                if seen is None or (seen.garbled and not session.garbled):  # keep the readable copy
+                    sessions[session.session_id] = session
             if next_number is None:
                 return SessionListing(tuple(sessions.values()), complete=complete)
             looping = (number is not None and number in reported) or (
@@ -269,6 +271,8 @@ class EdgegapClient:
         return SessionListing(tuple(sessions.values()), complete=False)
 
     def _list_page(self, path: str, attempts: int):
+        if attempts < 1:
+            raise ValueError("page_attempts must be at least 1")
         for attempt in range(1, attempts + 1):
             try:
                 response = self._send("GET", path, None)
