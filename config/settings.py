@@ -339,7 +339,12 @@ MATCHMAKER_INTERVAL = _read("MATCHMAKER_INTERVAL", _positive_float, 1.0)
 
 CELERY_BEAT_SCHEDULE = {
     "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
-    "relays-sweep": {"task": "relays.sweep", "schedule": RELAY_SWEEP_INTERVAL},
+    # A sweep still queued when the next is due is dropped: they would only repeat each other.
+    "relays-sweep": {
+        "task": "relays.sweep",
+        "schedule": RELAY_SWEEP_INTERVAL,
+        "options": {"expires": RELAY_SWEEP_INTERVAL},
+    },
     "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
     "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
     "matchmaking-run": {"task": "matchmaking.run", "schedule": MATCHMAKER_INTERVAL},
