@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,35 @@ def _gather(lobbies: int, players: int) -> list[dict]:
         made.append({"id": str(lobby.pk), "players": group})
     assert Lobby.objects.filter(pk__in=[m["id"] for m in made], state="open").count() == lobbies
     return made
+
+
+def _spy(directory: str, supervisor, seconds: float) -> list[subprocess.Popen]:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spies = []
+    for child in supervisor.children:
+        if child.name in ("web", "relays"):
+            out = Path(directory) / f"{child.name}.txt"
+            spies.append(
+                subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--format",
+                        "raw",
+                        "--pid",
+                        str(child.process.pid),
+                        "--subprocesses",
+                        "--threads",
+                        "--duration",
+                        str(int(seconds) + 5),
+                        "-o",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    return spies
 
 
 def _last_seq(player_ids) -> dict[int, int]:
@@ -260,6 +290,10 @@ def main():
     parser.add_argument("--wait", type=float, default=30.0)
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="record the web process and the relay worker (collapsed"
+        " stacks, py-spy from PyPI) while the lobbies start"
+    )  # fmt: skip
     args = parser.parse_args()
 
     _django()
@@ -273,10 +307,14 @@ def main():
         lobbies = _gather(args.lobbies, args.players)
         load_before = _load()
         after = _last_seq([pk for lobby in lobbies for pk, _ in lobby["players"]])
+        spies = _spy(args.py_spy, supervisor, args.wait) if args.py_spy else []
         base = f"127.0.0.1:{web_port}"
         answers, started, received = asyncio.run(_run(args, base, lobbies, after))
         steps = _steps(lobbies, started, received)
     finally:
+        for spy in spies if args.py_spy else []:
+            spy.send_signal(2)  # SIGINT: py-spy writes what it has
+            spy.wait(30)
         supervisor.stop_all()
         log.close()
 
