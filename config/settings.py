@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "config",
     "relays",
     "lobby",
+    "ratings",
     "matchmaking",
 ]
 
@@ -336,6 +337,8 @@ LOBBY_ABANDON_AFTER = _read("LOBBY_ABANDON_AFTER", _positive_float, 900.0)
 EVENT_RETENTION = _read("EVENT_RETENTION", _positive_float, 86400.0)  # seconds
 # Seconds between matcher passes (Celery beat).
 MATCHMAKER_INTERVAL = _read("MATCHMAKER_INTERVAL", _positive_float, 1.0)
+# Seconds after a result's first report within which the rest may report (docs/ratings.md).
+RESULT_REPORT_WINDOW = _read("RESULT_REPORT_WINDOW", _positive_float, 600.0)
 
 CELERY_BEAT_SCHEDULE = {
     "relays-reconcile": {"task": "relays.reconcile", "schedule": RELAY_RECONCILE_INTERVAL},
@@ -348,6 +351,7 @@ CELERY_BEAT_SCHEDULE = {
     "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
     "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
     "matchmaking-run": {"task": "matchmaking.run", "schedule": MATCHMAKER_INTERVAL},
+    "ratings-decide-due": {"task": "ratings.decide_due", "schedule": 30.0},
 }
 
 # --- REST framework --------------------------------------------------------------------------

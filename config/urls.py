@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import errors, health, metrics, overview
+from ratings.apis import PlayerMeApi
 
 # The admin says what it runs: an operator with several tabs open knows which service is which.
 admin.site.site_header = "Relay lobby operations"
@@ -15,7 +16,10 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/overview/", admin.site.admin_view(overview.overview), name="admin-overview"),
     path("admin/", admin.site.urls),
+    # players/me with ratings: ratings sits above lobby, so the composed view is routed here.
+    path("api/v1/players/me", PlayerMeApi.as_view(), name="player-me-ratings"),
     path("api/v1/", include("lobby.urls")),
+    path("api/v1/", include("ratings.urls")),
     path("api/v1/matchmaking/", include("matchmaking.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

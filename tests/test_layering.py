@@ -1,4 +1,4 @@
-"""Imports flow one way: matchmaking -> lobby -> relays (design.md §1). An app may import those
+"""Imports flow one way: matchmaking -> ratings -> lobby -> relays (design.md §1). An app may import
 below it, never one above it: relays knows nothing of lobbies or queues, lobby nothing of queues.
 
 Every module of every app is read (migrations included), and every import counts wherever it
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["matchmaking", "lobby", "relays"]  # each may import those after it
+ORDER = ["matchmaking", "ratings", "lobby", "relays"]  # each may import those after it
 RELATIONS = {"ForeignKey", "OneToOneField", "ManyToManyField"}
 
 
