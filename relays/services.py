@@ -47,8 +47,9 @@ from relays.models import RelaySession, Seat, UnownedSession
 logger = logging.getLogger(__name__)
 Status = RelaySession.Status
 
-# Poll delays: the first poll right after create (Edgegap is often ready within a second), then
-# backing off to every few seconds; Edgegap's samples poll every 0.2-3 s.
+# Poll delays: the first poll right after create, in the create's own task (Edgegap is often
+# ready within a second), then backing off to every few seconds; Edgegap's samples poll every
+# 0.2-3 s.
 POLL_DELAYS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 # Unseen live sessions probed with GET per reconciliation pass: bounds a pass's calls when the
 # list could not be read far.
@@ -350,7 +351,13 @@ def _store_created(session: RelaySession, remote: EdgegapSession, client: Edgega
     if remote.ready or remote.failed:
         _settle(session, remote, client)  # ready at birth: no poll to wait for
     else:
-        _send_poll(session, generation=0, countdown=POLL_DELAYS[0], task=tasks.session_poll)
+        # The first poll right away, in this task: Edgegap is often ready within moments, and
+        # this saves a broker round trip on every allocation. Should it fail now, the poll
+        # chain starts as a task.
+        try:
+            relay_session_poll(session_pk=session.pk, client=client, generation=0)
+        except TransientError:
+            _send_poll(session, generation=0, countdown=POLL_DELAYS[1], task=tasks.session_poll)
 
 
 def _send_poll(session: RelaySession, *, generation: int, countdown: float, task) -> None:

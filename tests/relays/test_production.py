@@ -376,10 +376,10 @@ def test_a_redriven_poll_and_a_late_original_make_one_chain(
     with django_capture_on_commit_callbacks(execute=False):
         services.relay_session_create(session_pk=session.pk, client=edgegap)
     session.refresh_from_db()
-    assert session.poll_count == 0
+    assert session.poll_count == 1  # the create polled once itself, and sent generation 1
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        services.relay_session_poll(session_pk=session.pk, client=edgegap, generation=0)
-        services.relay_session_poll(session_pk=session.pk, client=edgegap, generation=0)  # dup
+        services.relay_session_poll(session_pk=session.pk, client=edgegap, generation=1)
+        services.relay_session_poll(session_pk=session.pk, client=edgegap, generation=1)  # dup
     assert queued_tasks(queued) == ["relays.session_poll"]  # one next poll, not two chains
 
 
