@@ -35,13 +35,13 @@ class Command(BaseCommand):
             "--concurrency",
             type=int,
             default=None,
-            help="processes of the `celery`-queue worker (default: WORKER_CONCURRENCY or 2)",
+            help="processes of the `celery`-queue worker (default 2, as config.stack.WORKERS)",
         )
         parser.add_argument(
             "--relay-concurrency",
             type=int,
             default=None,
-            help="threads of the `relays`-queue worker (default: RELAY_WORKER_CONCURRENCY or 16)",
+            help="threads of the `relays`-queue worker (default 16, as config.stack.WORKERS)",
         )
 
     def handle(self, *args, host, port, concurrency, relay_concurrency, **options):
