@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "lobby",
     "ratings",
     "matchmaking",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -335,6 +336,8 @@ LOBBY_MAX_PLAYERS = _read("LOBBY_MAX_PLAYERS", _lobby_size, 64)
 # closed, and its relay session deleted.
 LOBBY_ABANDON_AFTER = _read("LOBBY_ABANDON_AFTER", _positive_float, 900.0)
 EVENT_RETENTION = _read("EVENT_RETENTION", _positive_float, 86400.0)  # seconds
+# A player the host kicked may not rejoin that lobby for this long (seconds).
+LOBBY_KICK_COOLDOWN = _read("LOBBY_KICK_COOLDOWN", _positive_float, 600.0)
 # Seconds between matcher passes (Celery beat).
 MATCHMAKER_INTERVAL = _read("MATCHMAKER_INTERVAL", _positive_float, 1.0)
 # Seconds after a result's first report within which the rest may report (docs/ratings.md).
@@ -350,6 +353,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "lobby-close-abandoned": {"task": "lobby.close_abandoned", "schedule": 60.0},
     "lobby-prune-events": {"task": "lobby.prune_events", "schedule": 3600.0},
+    "moderation-prune-messages": {"task": "moderation.prune_messages", "schedule": 3600.0},
     "matchmaking-run": {"task": "matchmaking.run", "schedule": MATCHMAKER_INTERVAL},
     "ratings-decide-due": {"task": "ratings.decide_due", "schedule": 30.0},
 }
@@ -368,6 +372,10 @@ REST_FRAMEWORK = {
         "ip": _read("THROTTLE_IP", _rate, "600/min"),
         "guest": _read("THROTTLE_GUEST", _rate, "20/hour"),
         "join_code": _read("THROTTLE_JOIN_CODE", _rate, "30/min"),
+        # Chat lines per player (docs/api.md "Chat"), and reports per player.
+        "chat": _read("THROTTLE_CHAT", _rate, "20/min"),
+        "chat_burst": _read("THROTTLE_CHAT_BURST", _rate, "3/s"),
+        "report": _read("THROTTLE_REPORT", _rate, "10/hour"),
     },
     # The API speaks JSON only: bodies are read under the input policy (config/inputs.py), and
     # a client that accepts only HTML gets 406, not the browsable API.

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("lobby.urls")),
     path("api/v1/", include("ratings.urls")),
     path("api/v1/matchmaking/", include("matchmaking.urls")),
+    path("api/v1/", include("moderation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Any other /api/ address (a typo, a malformed id) gets the API's JSON 404, DEBUG or not.

@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from config.integrity import violated_constraint
 from lobby.errors import Conflict, Forbidden, NotFound
 from lobby.events import events_emit, events_emit_each
+from lobby.gates import players_admit
 from lobby.models import (
     Lobby,
     Membership,
@@ -140,6 +141,7 @@ def lobby_create(
     for _ in range(5):  # a join code collision is astronomically rare; retry a few times
         try:
             with transaction.atomic():
+                players_admit(player_ids=[player.pk], door="lobby_create")  # bans (lobby.gates)
                 if Membership.objects.filter(player=player, state=ACTIVE).exists():
                     raise Conflict("already_in_lobby", "Leave your current lobby first.")
                 lobby = Lobby.objects.create(
@@ -174,6 +176,7 @@ def lobby_join(*, lobby_id, player: Player, ip: str, by_code: bool = False) -> L
     try:
         with transaction.atomic():
             lobby = _locked_lobby(lobby_id)
+            players_admit(player_ids=[player.pk], door="lobby_join")  # bans (lobby.gates)
             if lobby.visibility == Lobby.Visibility.PRIVATE and not by_code:
                 raise NotFound("lobby_not_found", "There is no such lobby.")
             current = Membership.objects.filter(player=player, state=ACTIVE).first()
@@ -181,8 +184,7 @@ def lobby_join(*, lobby_id, player: Player, ip: str, by_code: bool = False) -> L
                 if current.lobby_id == lobby.pk:
                     return lobby  # already in: joining again is a no-op
                 raise Conflict("already_in_lobby", "Leave your current lobby first.")
-            if lobby.memberships.filter(player=player, state=Membership.State.KICKED).exists():
-                raise Forbidden("kicked", "You were removed from this lobby by its host.")
+            _refuse_within_kick_cooldown(lobby, player)
             if lobby.state == State.CLOSED:
                 raise Conflict("lobby_closed", "This lobby has closed.")
             if lobby.state in Lobby.STARTED and not lobby.joinable_after_start:
@@ -207,6 +209,26 @@ def lobby_join(*, lobby_id, player: Player, ip: str, by_code: bool = False) -> L
         if name == CAPACITY_CONSTRAINT:
             raise Conflict("lobby_full", "This lobby is full.") from None
         raise
+
+
+def _refuse_within_kick_cooldown(lobby: Lobby, player: Player) -> None:
+    """A kicked player stays out of that lobby for LOBBY_KICK_COOLDOWN seconds, then may rejoin
+    like anyone (docs/api.md "Kick cooldown")."""
+    since = timezone.now() - timedelta(seconds=settings.LOBBY_KICK_COOLDOWN)
+    kicked_at = (
+        lobby.memberships.filter(player=player, state=Membership.State.KICKED, ended_at__gt=since)
+        .order_by("-ended_at")
+        .values_list("ended_at", flat=True)
+        .first()
+    )
+    if kicked_at is not None:
+        until = kicked_at + timedelta(seconds=settings.LOBBY_KICK_COOLDOWN)
+        raise Forbidden(
+            "kicked",
+            f"The host removed you from this lobby; you can join it again after "
+            f"{until.strftime('%H:%M:%S')} UTC.",
+            until=until.isoformat().replace("+00:00", "Z"),
+        )
 
 
 def lobby_join_by_code(*, code: str, player: Player, ip: str) -> Lobby:

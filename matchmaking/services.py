@@ -22,6 +22,7 @@ from config.integrity import violated_constraint
 from config.locks import LockLost, exclusive
 from lobby.errors import Conflict, Forbidden, Invalid, NotFound
 from lobby.events import events_emit
+from lobby.gates import players_admit
 from lobby.models import Membership, Player
 from lobby.services import lobby_create_for_match
 from matchmaking.matcher import Ticket as MatcherTicket
@@ -198,6 +199,7 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
         if len(members) > rules.initial.player_count.max_team_size:
             raise Conflict("party_too_large", "Your party is larger than a team in this queue.")
         player_ids = [m["player_id"] for m in members]
+        players_admit(player_ids=player_ids, door="queue")  # bans (lobby.gates)
         if Membership.objects.filter(player_id__in=player_ids, state="active").exists():
             raise Conflict("already_in_lobby", "Leave your lobby before queueing.")
         if (

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["matchmaking", "ratings", "lobby", "relays"]  # each may import those after it
+ORDER = ["moderation", "matchmaking", "ratings", "lobby", "relays"]  # each may import those after
 RELATIONS = {"ForeignKey", "OneToOneField", "ManyToManyField"}
 
 

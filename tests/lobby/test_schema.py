@@ -20,6 +20,13 @@ V1_OPERATIONS = {
         (f"/api/v1/lobbies/{{lobby_id}}/{action}", "post")
         for action in ("join", "leave", "ready", "kick", "transfer-host", "start", "end")
     ),
+    # Chat and moderation (moderation/apis.py)
+    ("/api/v1/lobbies/{lobby_id}/messages", "get"),
+    ("/api/v1/lobbies/{lobby_id}/messages", "post"),
+    ("/api/v1/lobbies/{lobby_id}/reports", "post"),
+    ("/api/v1/players/me/mutes", "get"),
+    ("/api/v1/players/me/mutes", "post"),
+    ("/api/v1/players/me/mutes/{player_id}", "delete"),
 }
 
 
