@@ -21,7 +21,7 @@ class RatingOut(serializers.Serializer):
 
 
 class PlayerWithRatingsOut(PlayerOut):
-    ratings = RatingOut(many=True)
+    ratings = RatingOut(many=True, source="rating_list")
 
 
 class PlayerMeApi(MeApi):
@@ -31,9 +31,8 @@ class PlayerMeApi(MeApi):
     @extend_schema(responses=PlayerWithRatingsOut)
     def get(self, request):
         player = request.player
-        data = PlayerOut(player).data
-        data["ratings"] = selectors.player_ratings(player=player)
-        return Response(PlayerWithRatingsOut(data).data)
+        player.rating_list = selectors.player_ratings(player=player)
+        return Response(PlayerWithRatingsOut(player).data)
 
 
 class TeamPlacement(serializers.Serializer):
