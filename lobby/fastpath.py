@@ -208,15 +208,27 @@ class _Compiled:
         self.compiler = queryset.query.get_compiler(using="default")
         self.sql, params = self.compiler.as_sql()
         self.params = list(params)
-        self.slots = {name: [i for i, p in enumerate(self.params) if p == marker]
-                      for name, marker in markers.items()}  # fmt: skip
+        # name -> [(index, None)] for a parameter that is the marker itself, or
+        # [(index, template)] for a LIKE pattern built around it (icontains).
+        self.slots = {name: [] for name in markers}
+        for i, param in enumerate(self.params):
+            for name, marker in markers.items():
+                if param == marker:
+                    self.slots[name].append((i, None))
+                elif isinstance(param, str) and isinstance(marker, str) and marker in param:
+                    self.slots[name].append((i, param))
         self.converters = self.compiler.get_converters([col for col, _, _ in self.compiler.select])
+        self.markers = markers
 
     def rows(self, **values) -> list:
         params = list(self.params)
         for name, value in values.items():
-            for i in self.slots[name]:
-                params[i] = value
+            for i, template in self.slots[name]:
+                if template is None:
+                    params[i] = value
+                else:
+                    like = connection.ops.prep_for_like_query(value)
+                    params[i] = template.replace(self.markers[name], like)
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
@@ -480,19 +492,24 @@ def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, ur
         if entry is None:
             return None
     _throttle_drf(entry, request, conf, secure, LOBBIES)
-    queryset = _lobby_query_for(filters)
-    count = queryset.count()
+    flags = tuple(bool(value) for value in filters.values())
+    name = f"lobbies:{flags}:{page}:{page_size}"
+    if name in _compiled or len(_compiled) < 256:
+        query = _compiled_query(name, lambda: _browse_query(flags, page, page_size))
+    else:  # an unusual page: compiled for this request only
+        query = _browse_query(flags, page, page_size)
+    rows = query.rows(**{key: value for key, value in filters.items() if value})
+    if not rows and page > 1:
+        return None  # past the end: DRF's "Invalid page." 404, said by the full path
+    count = rows[0][-1] if rows else 0
     pages = max(1, -(-count // page_size))
-    if page > pages:
-        return None  # DRF's "Invalid page." 404: the full path says it
-    rows = list(queryset[(page - 1) * page_size : page * page_size])
     results = [
         {
             "id": str(pk), "name": name, "mode": mode, "region": region,
             "member_count": member_count, "max_players": max_players, "host": host,
             "metadata": metadata, "created_at": conf.datetime.to_representation(created_at),
         }
-        for pk, name, mode, region, member_count, max_players, host, metadata, created_at in rows
+        for pk, name, mode, region, member_count, max_players, host, metadata, created_at, _ in rows
     ]  # fmt: skip
     next_url = replace_query_param(url(), "page", page + 1) if page < pages else None
     previous = None
@@ -506,13 +523,27 @@ def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, ur
     return _drf_answer(conf, secure, LOBBIES, 200, data)
 
 
-def _lobby_query_for(filters):
+_FILTER_MARKS = {"mode": "\x01mode\x01", "region": "\x01region\x01", "q": "\x01q\x01"}
+
+
+def _browse_query(flags, page, page_size) -> _Compiled:
+    """One page of `lobby.selectors.lobby_list`, with the total count of the list on each row."""
+    from django.db.models import Count, Window
+
     from lobby.selectors import lobby_list
 
-    return lobby_list(**filters).values_list(
-        "id", "name", "mode", "region", "member_count", "max_players", "host__display_name",
-        "metadata", "created_at",
+    marks = {
+        name: mark for (name, mark), on in zip(_FILTER_MARKS.items(), flags, strict=True) if on
+    }
+    queryset = (
+        lobby_list(**marks)
+        .annotate(total=Window(Count("pk")))
+        .values_list(
+            "id", "name", "mode", "region", "member_count", "max_players", "host__display_name",
+            "metadata", "created_at", "total",
+        )[(page - 1) * page_size : page * page_size]
     )  # fmt: skip
+    return _Compiled(queryset, marks)
 
 
 async def _lobbies(request, conf, secure, query):

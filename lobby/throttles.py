@@ -38,6 +38,7 @@ SYNC_INTERVAL = 0.1
 # How long the sync thread leaves an unreachable Redis alone before trying again.
 RETRY_INTERVAL = 1.0
 _PREFIX = "relaylobby:throttle:"
+_clock = time.time  # the wall clock: windows line up across processes (tests may fix it)
 # Windows are forgotten locally once they cannot weigh any more; pruned every this many hits.
 _PRUNE_EVERY = 10_000
 
@@ -79,7 +80,7 @@ class Counters:
 
         Returns None when admitted (and counted), else the seconds until it would be.
         """
-        now = time.time() if now is None else now
+        now = _clock() if now is None else now
         index = int(now // duration)
         with self._lock:
             window = self._windows.get(key)
