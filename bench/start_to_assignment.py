@@ -54,6 +54,11 @@ def _stack(server_cpu: int, web_port: int, emulator_port: int):
         THROTTLE_PLAYER="100000/min",  # every bench player polls from 127.0.0.1
         THROTTLE_IP="1000000/min",
         MATCHMAKER_INTERVAL="3600",
+        # Production mode: no query log in every cursor, no debug pages.
+        DEBUG="false",
+        SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        METRICS_TOKEN="bench-metrics",
     )
     env.pop("CHANNEL_LAYER_DROP_RATE", None)
     log = open(ROOT / "var" / "bench-start-to-assignment.log", "w")  # noqa: SIM115
