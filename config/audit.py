@@ -14,8 +14,12 @@ from django.dispatch import Signal
 operator_acted = Signal()
 
 
-def operator_action(*, user, action: str, target=None, reason: str = "", **details) -> None:
-    """Record that `user` did `action` to `target` (in the audit log, when moderation is on)."""
-    operator_acted.send(
-        sender=None, user=user, action=action, target=target, reason=reason, details=details
-    )
+def operator_action(
+    *, user, action: str, target=None, targets=(), reason: str = "", **details
+) -> None:
+    """Record that `user` did `action` to `target` (or to each of `targets`, one entry each: an
+    admin action on a selection) in the audit log, when moderation is on."""
+    for one in [target] if not targets else list(targets):
+        operator_acted.send(
+            sender=None, user=user, action=action, target=one, reason=reason, details=details
+        )

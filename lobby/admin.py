@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from config.audit import operator_action
 from lobby import services
 from lobby.models import Lobby, Player
 from relays.admin import AgeFilter
@@ -170,6 +171,7 @@ class LobbyAdmin(admin.ModelAdmin):
             services.lobby_close(lobby_id=lobby.pk, reason="ended_by_operator")
             for lobby in queryset
         )
+        operator_action(user=request.user, action="lobby.end", targets=queryset, ended=ended)
         skipped = queryset.count() - ended
         self.message_user(request, f"{ended} lobby(ies) ended.")
         if skipped:
@@ -178,6 +180,7 @@ class LobbyAdmin(admin.ModelAdmin):
     @admin.action(description="Retry relay allocation (failed or stuck allocating)")
     def retry_relay_allocation(self, request, queryset):
         retried = sum(services.lobby_retry_allocation(lobby_id=lobby.pk) for lobby in queryset)
+        operator_action(user=request.user, action="lobby.retry", targets=queryset, retried=retried)
         skipped = queryset.count() - retried
         if retried:
             self.message_user(request, f"{retried} lobby(ies) allocating a new relay session.")

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.audit import operator_action
 from relays import services, tasks
 from relays.models import RelaySession, Seat, UnownedSession
 
@@ -116,6 +117,7 @@ class RelaySessionAdmin(admin.ModelAdmin):
             services.relay_session_close(session=session, reason="closed by an operator")
             for session in queryset
         )
+        operator_action(user=request.user, action="relay.delete", targets=queryset, closed=closed)
         skipped = queryset.count() - closed
         self.message_user(request, f"{closed} session(s) closing; Edgegap deletes them shortly.")
         if skipped:
