@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from openskill.models import PlackettLuce
 
-SCALE = 60.0
-MU = 25.0 * SCALE  # 1500
-SIGMA = 25.0 / 3 * SCALE  # 500
-BETA = 25.0 / 6 * SCALE  # 250
-TAU = 25.0 / 300 * SCALE  # 5: keeps sigma from freezing, so a player's rating can still move
+# OpenSkill's defaults times 60, written out: 25/3 * 60 in floating point is 500.00000000000006.
+MU = 1500.0  # 25 * 60
+SIGMA = 500.0  # 25/3 * 60
+BETA = 250.0  # 25/6 * 60
+TAU = 5.0  # 25/300 * 60: keeps sigma from freezing, so a player's rating can still move
 
 MODEL = PlackettLuce(mu=MU, sigma=SIGMA, beta=BETA, tau=TAU)
 

@@ -55,8 +55,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('mu', models.FloatField(default=1500.0)),
-                ('sigma', models.FloatField(default=500.00000000000006)),
-                ('ordinal', models.FloatField(default=-2.2737367544323206e-13)),
+                ('sigma', models.FloatField(default=500.0)),
+                ('ordinal', models.FloatField(default=0.0)),
                 ('games', models.PositiveIntegerField(default=0)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('leaderboard', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ratings', to='ratings.leaderboard')),
