@@ -362,7 +362,7 @@ def test_the_host_kicks_a_player_who_then_cannot_rejoin(worker_tasks, players, s
     expect(ada.status()).to_contain_text("Waiting for players")
 
     expect(bob.page.get_by_role("heading", name="You were removed from the lobby")).to_be_visible()
-    expect(bob.page.locator("#ended")).to_contain_text("you cannot rejoin it")
+    expect(bob.page.locator("#ended")).to_contain_text("you can rejoin it after a cooldown")
     shots.take(bob, "kicked")
     shots.take(ada, "after-kick")
 
@@ -370,8 +370,9 @@ def test_the_host_kicks_a_player_who_then_cannot_rejoin(worker_tasks, players, s
     expect(bob.page).to_have_url(re.compile(r"/lobbies/$"))
     bob.expect_refusal(403, "/api/v1/lobbies/join")
     bob.join_by_code(code)
+    # The server's words, with the end of the kick cooldown (LOBBY_KICK_COOLDOWN).
     expect(bob.page.locator("#join-form").get_by_role("alert")).to_have_text(
-        "The host removed you from this lobby, so you cannot join it again."
+        re.compile(r"^The host removed you from this lobby; you can join it again after \d\d:\d\d:\d\d UTC\.$")
     )
     expect(bob.page).to_have_url(re.compile(r"/lobbies/$"))
     shots.take(bob, "rejoin-refused")

@@ -93,7 +93,12 @@ const MESSAGES = {
   lobby_not_found: "There is no such lobby, or it is private and you are not in it.",
   wrong_code: "No open lobby has that code. Check it for typos, or ask the host for it again.",
   already_in_lobby: "You are already in a lobby. Leave it first, then try again.",
-  kicked: "The host removed you from this lobby, so you cannot join it again.",
+  kicked: null, // the server says until when the kick keeps the player out
+  banned: null, // the server says until when, and why
+  party_member_banned: null,
+  cannot_mute_self: "You cannot mute yourself.",
+  cannot_report_self: "You cannot report yourself.",
+  already_reported: "You reported this player already; the operators are on it.",
   lobby_closed: "This lobby has closed.",
   lobby_started: "This lobby’s match has started and it takes no late joiners.",
   lobby_full: "This lobby is full.",

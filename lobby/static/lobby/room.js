@@ -105,7 +105,12 @@ const CLOSED_REASONS = {
 
 function onEvent(event) {
   const data = event.data || {};
+  // Other modules of the page (chat.js) hear the same stream: one socket per page.
+  document.dispatchEvent(new CustomEvent("room:event", { detail: event }));
   switch (event.type) {
+    case "player.banned":
+      end("banned", "You are banned", data.message || "An operator banned you.");
+      break;
     case "lobby.updated":
       applySnapshot(data);
       break;
@@ -127,7 +132,7 @@ function onEvent(event) {
       end(
         "kicked",
         "You were removed from the lobby",
-        "The host removed you from this lobby, so you cannot rejoin it. Find another one to play.",
+        "The host removed you from this lobby; you can rejoin it after a cooldown. Find another one to play meanwhile.",
       );
       break;
     default:
@@ -569,7 +574,7 @@ ui.members.addEventListener("click", async (event) => {
   if (button.dataset.action === "kick") {
     const sure = await confirmAction({
       title: `Kick ${member.display_name}?`,
-      text: `${member.display_name} leaves the lobby and cannot join it again.`,
+      text: `${member.display_name} leaves the lobby and cannot join it again for a while.`,
       ok: "Kick",
     });
     if (!sure) return;
