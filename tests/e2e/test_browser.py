@@ -372,7 +372,9 @@ def test_the_host_kicks_a_player_who_then_cannot_rejoin(worker_tasks, players, s
     bob.join_by_code(code)
     # The server's words, with the end of the kick cooldown (LOBBY_KICK_COOLDOWN).
     expect(bob.page.locator("#join-form").get_by_role("alert")).to_have_text(
-        re.compile(r"^The host removed you from this lobby; you can join it again after \d\d:\d\d:\d\d UTC\.$")
+        re.compile(
+            r"^The host removed you from this lobby; you can join it again after \d\d:\d\d:\d\d UTC\.$"
+        )
     )
     expect(bob.page).to_have_url(re.compile(r"/lobbies/$"))
     shots.take(bob, "rejoin-refused")
