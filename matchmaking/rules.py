@@ -52,6 +52,7 @@ Public API: `parse_rules`, `Rules` (`.steps`, `.step_at`, `.effective`, `.second
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -68,6 +69,7 @@ RULE_TYPES = (PLAYER_COUNT, STRING_EQUALITY, NUMBER_DIFFERENCE, INTERSECTION, LA
 MAX_NAME_LENGTH = 64
 MAX_STRING_LENGTH = 200
 MAX_LIST_ITEMS = 64
+_LEADERBOARD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 EXAMPLE_RULES: dict[str, Any] = {
     "initial": {
@@ -149,6 +151,9 @@ class StringEquality:
 class NumberDifference:
     name: str
     max_difference: float
+    # A leaderboard name: the number is the player's rating there, set by the server (a client
+    # sending it is refused), not typed by the player.
+    rating: str | None = None
     type = NUMBER_DIFFERENCE
 
 
@@ -200,6 +205,11 @@ class Rules:
     @property
     def initial(self) -> RuleSet:
         return self.steps[0]
+
+    @property
+    def rated(self) -> dict[str, str]:
+        """Attribute name -> leaderboard, for numbers the server takes from ratings."""
+        return {r.name: r.rating for r in self.initial.of_type(NUMBER_DIFFERENCE) if r.rating}
 
     @property
     def expansion_seconds(self) -> tuple[float, ...]:
@@ -296,12 +306,23 @@ def _parse_initial(data: Any) -> tuple[PlayerCount, list[AttributeRule]]:
         _check_name(path, name)
         if not isinstance(spec, Mapping):
             raise RulesError(path, 'must be an object like {"type": ..., "attributes": {...}}')
-        unknown = sorted(set(spec) - {"type", "attributes"})
+        unknown = sorted(set(spec) - {"type", "attributes", "rating"})
         if unknown:
             raise RulesError(f"{path}.{unknown[0]}", "is not allowed (use type and attributes)")
         rule_type = spec.get("type")
         if rule_type not in RULE_TYPES:
             raise RulesError(f"{path}.type", f"must be one of {', '.join(RULE_TYPES)}")
+        rating = spec.get("rating")
+        if "rating" in spec and (
+            rule_type != NUMBER_DIFFERENCE
+            or not isinstance(rating, str)
+            or not _LEADERBOARD.match(rating)
+        ):
+            raise RulesError(
+                f"{path}.rating",
+                "names a leaderboard (letters, digits, - and _, at most 64) on a "
+                "number_difference rule",
+            )
         attrs = spec.get("attributes", {})
         if not isinstance(attrs, Mapping):
             raise RulesError(f"{path}.attributes", "must be an object")
@@ -331,7 +352,10 @@ def _parse_initial(data: Any) -> tuple[PlayerCount, list[AttributeRule]]:
             if latencies_name is not None:
                 raise RulesError(path, f"is a second latencies rule (first: {latencies_name})")
             latencies_name = name
-        rules.append(_build(name, rule_type, values))  # type: ignore[arg-type]
+        built = _build(name, rule_type, values)
+        if rating:
+            built = replace(built, rating=rating)
+        rules.append(built)  # type: ignore[arg-type]
     if player_count is None:
         raise RulesError("rules.initial", "must have one rule of type player_count")
     return player_count, rules

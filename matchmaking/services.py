@@ -29,12 +29,17 @@ from matchmaking.matcher import Ticket as MatcherTicket
 from matchmaking.matcher import form_matches
 from matchmaking.models import Party, PartyMember, Profile, Ticket
 from matchmaking.rules import AttributesError, parse_rules, validate_attributes
+from ratings import selectors as ratings_selectors
+from ratings.skill import party_skill
+from ratings.skill import quality as predicted_quality
 
 logger = logging.getLogger(__name__)
 Status = Ticket.Status
 PASS_LOCK_SECONDS = 30
 SEARCHING_CONSTRAINT = "one_searching_ticket_per_player"
 PARTY_CONSTRAINT = "one_active_party_per_player"
+# Where a ticket keeps the ratings the server filled in (not a rule name: never validated).
+RATED_KEY = "$rated"
 
 
 class AttributesInvalid(Invalid):
@@ -207,10 +212,13 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
             and Ticket.objects.filter(status=Status.SEARCHING, player_id__in=player_ids).exists()
         ):
             raise Conflict("already_queued", "A member of your party is already queued.")
+        attributes, rated = _with_ratings(rules, attributes, player_ids)
         try:
             clean = validate_attributes(rules, attributes)
         except AttributesError as exc:
             raise AttributesInvalid(dict(exc.errors)) from None
+        if rated:
+            clean[RATED_KEY] = rated
         try:
             with transaction.atomic():  # a savepoint: the transaction survives the race below
                 ticket = Ticket.objects.create(
@@ -238,6 +246,26 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
             return existing, False
         _announce(ticket)
     return ticket, True
+
+
+def _with_ratings(rules, attributes, player_ids) -> tuple[dict, dict]:
+    """Fill the numbers the queue takes from ratings (docs/ratings.md): a client may not send
+    them. A party's number is its members' mean mu; its sigma the members' root-mean-square.
+    Returns the attributes to validate and {name: {leaderboard, mu, sigma}} for the ticket."""
+    if not rules.rated or not isinstance(attributes, dict):
+        return attributes, {}
+    sent = sorted(set(rules.rated) & set(attributes))
+    if sent:
+        raise AttributesInvalid(
+            {name: f"is set by the server from your {rules.rated[name]} rating" for name in sent}
+        )
+    attributes, rated = dict(attributes), {}
+    for name, board in rules.rated.items():
+        skills = ratings_selectors.skills_of(leaderboard_name=board, player_ids=player_ids)
+        value = party_skill(list(skills.values()))
+        attributes[name] = value.mu
+        rated[name] = {"leaderboard": board, "mu": value.mu, "sigma": value.sigma}
+    return attributes, rated
 
 
 def _already_queued(existing: Ticket) -> Conflict:
@@ -380,7 +408,7 @@ def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
                 region=match.region or "",
                 seats=[(m["player_id"], m["ip"]) for m in seats],
                 host_id=match.host_player,
-                metadata={"profile": profile.name, "teams": teams},
+                metadata={"profile": profile.name, "teams": teams, **_quality(profile, teams)},
             )
             for ticket in Ticket.objects.filter(pk__in=ticket_ids).select_related("profile"):
                 ticket.lobby = lobby
@@ -395,6 +423,19 @@ def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
         logger.info("match dropped in %s: %s", profile.name, exc.message)
         _cancel_tickets_of_busy_players(ticket_ids, members_of)
         return None
+
+
+def _quality(profile: Profile, teams: list[list[int]]) -> dict:
+    """A rated queue's match carries the rating model's predicted quality (draw probability)."""
+    rated = parse_rules(profile.rules).rated
+    if not rated:
+        return {}
+    board = next(iter(rated.values()))
+    skills = ratings_selectors.skills_of(
+        leaderboard_name=board, player_ids=[p for team in teams for p in team]
+    )
+    quality = predicted_quality([[skills[p] for p in team] for team in teams])
+    return {"quality": round(quality, 4)}
 
 
 class _MatchDropped(Exception):
