@@ -281,7 +281,8 @@ def _assignment_query() -> _Compiled:
             seat_token=Subquery(seats.values("user_token")[:1]),
         )
         .values_list(*_ASSIGNMENT_COLUMNS)
-        .order_by("pk")[:1]
+        # At most one active membership per player (a unique constraint): no sort needed.
+        .order_by()[:1]
     )
     return _Compiled(queryset, {"player": _PLAYER_MARK, "holder": _HOLDER_MARK})
 
