@@ -101,6 +101,10 @@ const CLOSED_REASONS = {
   empty: () => ["This lobby has closed", "Everyone left, so the lobby closed."],
   host_left: () => ["The host left", "The host was the game’s server, so the match ended."],
   abandoned: () => ["This lobby has closed", "Nobody was active in it for a while, so it closed."],
+  ended_by_operator: () => [
+    "This lobby was closed",
+    "The service’s operator ended it. Find another lobby to play.",
+  ],
 };
 
 function onEvent(event) {
@@ -123,7 +127,7 @@ function onEvent(event) {
       const say = CLOSED_REASONS[data.reason];
       const [title, text] = say
         ? say(hostIsMe)
-        : ["This lobby has closed", `It was closed (${data.reason || "no reason given"}).`];
+        : ["This lobby has closed", "Find another lobby to play."]; // never a raw reason code
       end("closed", title, text);
       break;
     }
@@ -156,22 +160,48 @@ function announceChanges(before, after) {
   const old = new Map(before.members.map((member) => [member.id, member]));
   const now = new Map(after.members.map((member) => [member.id, member]));
   const said = [];
+  const shown = []; // who came, went or took over as host: shown to everyone for a moment
   for (const member of after.members) {
     const was = old.get(member.id);
     const itsMe = member.id === me.id;
     if (!was) said.push(`${member.display_name} joined.`);
+    if (!was) shown.push(`${member.display_name} joined.`);
     else if (was.ready !== member.ready) {
       const who = itsMe ? "You are" : `${member.display_name} is`;
       said.push(`${who} ${member.ready ? "ready" : "not ready"}.`);
     }
     if (was && !was.is_host && member.is_host) {
-      said.push(member.id === me.id ? "You are now the host." : `${member.display_name} is now the host.`);
+      const host = member.id === me.id ? "You are now the host." : `${member.display_name} is now the host.`;
+      said.push(host);
+      shown.push(host);
     }
   }
   for (const member of before.members) {
-    if (!now.has(member.id) && member.id !== me.id) said.push(`${member.display_name} left.`);
+    if (!now.has(member.id) && member.id !== me.id) {
+      said.push(`${member.display_name} left.`);
+      shown.push(`${member.display_name} left.`);
+    }
   }
   if (said.length) announce(said.join(" "));
+  if (shown.length) showBriefly(shown.join(" "));
+}
+
+function showBriefly(text) {
+  // Screen readers already hear it from the announcer: this copy is for the eyes only.
+  let box = document.getElementById("room-news");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "room-news";
+    box.className = "room-news";
+    box.setAttribute("aria-hidden", "true");
+    document.getElementById("room").prepend(box);
+  }
+  box.textContent = text;
+  box.hidden = false;
+  window.clearTimeout(showBriefly.timer);
+  showBriefly.timer = window.setTimeout(() => {
+    box.hidden = true;
+  }, 6000);
 }
 
 // --- Rendering -------------------------------------------------------------------------------
@@ -537,9 +567,11 @@ ui.leave.addEventListener("click", async () => {
     title: "Leave this lobby?",
     text: hostAfterStart
       ? "You are the game’s server: leaving ends the match for everyone."
-      : lobby && lobby.host_id === me.id && lobby.members.length > 1
-        ? "Another player becomes the host."
-        : "You can join again later if the lobby is still open.",
+      : lobby && lobby.members.length <= 1
+        ? "You are the last player here: leaving closes the lobby."
+        : lobby && lobby.host_id === me.id
+          ? "Another player becomes the host."
+          : "You can join again later if the lobby is still open.",
     ok: "Leave",
   });
   if (!sure) return;
@@ -592,10 +624,12 @@ ui.joinButton.addEventListener("click", () =>
 );
 
 $("copy-assignment").addEventListener("click", async (event) => {
+  // Read before any await: the browser clears event.currentTarget once the handler yields.
+  const button = event.currentTarget;
   const { assignment } = state;
   if (!assignment) return;
   const copied = await copyText(JSON.stringify(assignment, null, 2));
-  await flashCopied(event.currentTarget, copied, "your assignment");
+  await flashCopied(button, copied, "your assignment");
 });
 
 bindCopyButtons(document);
