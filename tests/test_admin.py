@@ -320,3 +320,12 @@ def test_profiles_import_validates_like_the_form_and_writes_nothing_on_error(tmp
     path.write_text(json.dumps([{"name": "x y", "rules": EXAMPLE_RULES, "colour": 1}]))
     with pytest.raises(CommandError, match="unknown field 'colour'"):
         call_command("matchmaking_profiles", "import", str(path))
+
+
+def test_deleting_a_user_cannot_take_a_player_out_of_a_live_lobby(admin_client, ready_lobby):
+    # Player rows cascade from their user: the stock user delete must not strand the lobby.
+    user_id = ready_lobby.host.user_id
+    page = admin_client.post(f"/admin/auth/user/{user_id}/delete/", {"post": "yes"})
+    assert page.status_code in (200, 403)  # refused: a permission page, not a redirect
+    ready_lobby.refresh_from_db()
+    assert ready_lobby.member_count == 2 and ready_lobby.host.user_id == user_id
