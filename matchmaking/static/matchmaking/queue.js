@@ -11,7 +11,7 @@ import {
   h,
   roomUrl,
   showMessage,
-} from "./api.js";
+} from "../lobby/api.js";
 
 const config = JSON.parse(document.getElementById("queue-config").textContent);
 const me = config.me;
