@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument(
         "--workers2", action="store_true", help="also the assignment with 2 web processes"
     )
+    parser.add_argument("--only", default="", help="measure only paths whose label has this")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         raise SystemExit("wrk and taskset are needed: apt-get install wrk util-linux")
@@ -254,6 +255,8 @@ def main() -> None:
         load = os.getloadavg()
         print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
         for label, path in paths.items():
+            if args.only not in label:
+                continue
             cells = {name: [] for name in servers if name != "raw"}
             raw_cells = []
             for _ in range(args.repeat):

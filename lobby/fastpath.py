@@ -178,9 +178,14 @@ def forget_setup() -> None:
 
 # --- The lean database thread ----------------------------------------------------------------
 
-# One thread: its connection stays open between requests (SQLite), and the lean path takes at
-# most one connection of the process's pool (PostgreSQL), given back whenever the thread is idle.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lean-db")
+# SQLite: one thread, whose connection stays open between requests (a query costs no wait worth
+# overlapping). PostgreSQL: two threads, so that round trips to the server overlap (within the two
+# connections the admission gate leaves free of its pool); each holds a connection only while it
+# has work, and gives it back when idle.
+_executor = ThreadPoolExecutor(
+    max_workers=1 if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2,
+    thread_name_prefix="lean-db",
+)
 
 
 def _db_job(fn, *args):
