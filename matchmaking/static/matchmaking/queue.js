@@ -12,6 +12,21 @@ import {
   roomUrl,
   showMessage,
 } from "../lobby/api.js";
+import {
+  clock,
+  describeChange,
+  describeRule,
+  explain,
+  label,
+  parseRules,
+  plural,
+  seconds,
+  sentence,
+  teamSentence,
+  teamShape,
+  words,
+} from "./rules-words.js";
+import { recall, remember } from "./storage.js";
 
 const config = JSON.parse(document.getElementById("queue-config").textContent);
 const me = config.me;
@@ -73,197 +88,6 @@ const state = {
   cancelling: false,
   leaving: false, // on the way to the lobby room
 };
-
-// --- Storage (a tab's searching ticket) ----------------------------------------------------
-
-function remember(key, value) {
-  try {
-    if (value) window.sessionStorage.setItem(key, value);
-    else window.sessionStorage.removeItem(key);
-  } catch {
-    // Storage off (private mode, a policy): the page's config still resumes a search.
-  }
-}
-
-function recall(key) {
-  try {
-    return window.sessionStorage.getItem(key);
-  } catch {
-    return null;
-  }
-}
-
-// --- Rules, in words -------------------------------------------------------------------------
-
-function words(name) {
-  return String(name).replace(/[_-]+/g, " ").trim() || String(name);
-}
-
-function label(name) {
-  const text = words(name);
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-function plural(count, one, many = `${one}s`) {
-  return `${count} ${count === 1 ? one : many}`;
-}
-
-// "the relay was not ready" -> "The relay was not ready."
-function sentence(text) {
-  const trimmed = String(text || "").trim();
-  if (!trimmed) return "";
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
-}
-
-function seconds(value) {
-  const total = Math.max(0, Math.round(value));
-  if (total < 60) return `${total} s`;
-  const minutes = Math.floor(total / 60);
-  const rest = total % 60;
-  return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
-}
-
-function clock(value) {
-  const total = Math.max(0, Math.floor(value));
-  const minutes = Math.floor(total / 60);
-  return `${minutes}:${String(total % 60).padStart(2, "0")}`;
-}
-
-/** The profile's rules as steps: step 0 the `initial` rules, then one per expansion. */
-function parseRules(rules) {
-  const initial = (rules && rules.initial) || {};
-  let playerCount = null;
-  const order = [];
-  const first = {};
-  for (const [name, spec] of Object.entries(initial)) {
-    const rule = { name, type: spec.type, ...(spec.attributes || {}) };
-    first[name] = rule;
-    if (spec.type === "player_count") playerCount = name;
-    else order.push(name);
-  }
-  const steps = [{ after: 0, rules: first, changes: [] }];
-  const expansions = (rules && rules.expansions) || {};
-  const keys = Object.keys(expansions)
-    .map((key) => [Number(key), key])
-    .filter(([value]) => Number.isFinite(value) && value > 0)
-    .sort((a, b) => a[0] - b[0]);
-  for (const [after, key] of keys) {
-    const previous = steps[steps.length - 1].rules;
-    const next = { ...previous };
-    const changes = [];
-    for (const [name, change] of Object.entries(expansions[key] || {})) {
-      if (!next[name] || !change || typeof change !== "object") continue;
-      const fields = change.attributes && typeof change.attributes === "object" ? change.attributes : change;
-      const updated = { ...next[name] };
-      for (const [field, value] of Object.entries(fields)) if (field !== "type") updated[field] = value;
-      next[name] = updated;
-      changes.push({ before: previous[name], after: updated });
-    }
-    steps.push({ after, rules: next, changes });
-  }
-  return {
-    playerCount,
-    attributeRules: order.map((name) => first[name]),
-    steps,
-  };
-}
-
-/** "1v1", "2v2", "Co-op, 2–4 players", "Free-for-all, 8 players", "3 teams of 2–4 players". */
-function teamShape(rule) {
-  if (!rule) return "";
-  const { team_count: teams, min_team_size: low, max_team_size: high } = rule;
-  const size = low === high ? `${high}` : `${low}–${high}`;
-  const players = high === 1 ? "player" : "players";
-  if (teams === 1) return `Co-op, ${size} ${players}`;
-  if (low === high && high === 1 && teams > 2) return `Free-for-all, ${teams} players`;
-  if (low === high && teams <= 4) return Array(teams).fill(high).join("v");
-  return `${teams} teams of ${size} ${players}`;
-}
-
-function teamSentence(rule) {
-  if (!rule) return "";
-  const { team_count: teams, min_team_size: low, max_team_size: high } = rule;
-  const size = low === high ? `${high}` : `${low} to ${high}`;
-  const players = high === 1 ? "player" : "players";
-  if (teams === 1) return `One team of ${size} ${players}`;
-  return `${teams} teams of ${size} ${players}`;
-}
-
-function describeRule(rule) {
-  const name = words(rule.name);
-  switch (rule.type) {
-    case "player_count":
-      return teamSentence(rule);
-    case "string_equality":
-      return `The same ${name} for everyone`;
-    case "number_difference":
-      return `${label(rule.name)} within ${rule.max_difference} of each other`;
-    case "intersection":
-      return `${label(rule.name)}: at least ${rule.overlap} in common`;
-    case "latencies":
-      return (
-        `A region where everyone’s ping is at most ${rule.max_latency} ms, ` +
-        `and within ${rule.difference} ms of each other`
-      );
-    default:
-      return label(rule.name);
-  }
-}
-
-function describeChange({ before, after }) {
-  switch (after.type) {
-    case "player_count":
-      return after.min_team_size < before.min_team_size
-        ? `Teams may be smaller: ${teamSentence(after).toLowerCase()}`
-        : teamSentence(after);
-    case "number_difference":
-      return `${label(after.name)} within ${after.max_difference} (was ${before.max_difference})`;
-    case "intersection":
-      return `${label(after.name)}: at least ${after.overlap} in common (was ${before.overlap})`;
-    case "latencies":
-      return (
-        `Ping at most ${after.max_latency} ms, within ${after.difference} ms of each other ` +
-        `(was ${before.max_latency} and ${before.difference})`
-      );
-    default:
-      return describeRule(after);
-  }
-}
-
-// What the matcher says keeps a ticket waiting (`blocked_by`), said for a player.
-function explain(blockedBy) {
-  if (!blockedBy) {
-    return { lead: "Nothing yet: the queue has not looked at your search", detail: "It does every second or so." };
-  }
-  const rule = /^(player_count|string_equality|number_difference|latencies|intersection)\((.*?)\): (.*)$/s.exec(
-    blockedBy,
-  );
-  if (rule) {
-    const [, type, name, detail] = rule;
-    const leads = {
-      player_count: "More players",
-      string_equality: `Players with the same ${words(name)}`,
-      number_difference: `Players with a ${words(name)} close to yours`,
-      latencies: "Players near a region you can play in",
-      intersection: `Players who share a ${words(name)} value with you`,
-    };
-    return { lead: leads[type], detail: sentence(detail) };
-  }
-  if (blockedBy.startsWith("no match yet")) {
-    return {
-      lead: "A group that fits every rule at once",
-      detail: sentence(blockedBy.replace(/^no match yet: /, "")),
-    };
-  }
-  if (blockedBy.startsWith("attributes no longer fit")) {
-    return {
-      lead: "Nothing can match: this queue’s rules changed since you joined it",
-      detail: `${sentence(blockedBy)} Cancel, then queue again.`,
-    };
-  }
-  return { lead: sentence(blockedBy), detail: "" };
-}
 
 // --- Profiles and the form -------------------------------------------------------------------
 
