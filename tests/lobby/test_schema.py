@@ -27,6 +27,10 @@ V1_OPERATIONS = {
     ("/api/v1/players/me/mutes", "get"),
     ("/api/v1/players/me/mutes", "post"),
     ("/api/v1/players/me/mutes/{player_id}", "delete"),
+    # Results and ratings (ratings/apis.py)
+    ("/api/v1/lobbies/{lobby_id}/result", "get"),
+    ("/api/v1/lobbies/{lobby_id}/result", "post"),
+    ("/api/v1/leaderboards/{name}", "get"),
 }
 
 
@@ -49,7 +53,7 @@ def test_schema_documents_every_v1_operation(schema):
     documented = {
         (path, method)
         for path, operations in schema["paths"].items()
-        if path.startswith("/api/v1/players") or path.startswith("/api/v1/lobbies")
+        if path.startswith(("/api/v1/players", "/api/v1/lobbies", "/api/v1/leaderboards"))
         for method in operations
         if method in {"get", "post", "put", "patch", "delete"}
     }
