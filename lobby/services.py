@@ -417,14 +417,16 @@ def _close(lobby: Lobby, *, reason: str) -> None:
     Membership.objects.filter(lobby=lobby, state=ACTIVE).update(
         state=Membership.State.LEFT, ended_at=now
     )
-    if lobby.relay_session_id:
-        relays.relay_session_close(session=lobby.relay_session, reason=f"lobby {reason}")
     lobby.state = State.CLOSED
     lobby.closed_reason = reason
     lobby.closed_at = now
     lobby.member_count = 0
     lobby.version += 1
     lobby.save(update_fields=["state", "closed_reason", "closed_at", "member_count", "version"])
+    if lobby.relay_session_id:
+        # After the lobby is saved closed: the relay announces the close at once, and its
+        # receiver must see a closed lobby, not a running one whose relay went away.
+        relays.relay_session_close(session=lobby.relay_session, reason=f"lobby {reason}")
     events_emit(
         player_ids=[m.player_id for m in members],
         type="lobby.closed",

@@ -181,7 +181,8 @@ def relay_seat_revoke(*, seat: Seat) -> Seat:
 
 
 def relay_session_close(*, session: RelaySession, reason: str = "closed") -> bool:
-    """Close a session: it is deleted at Edgegap after commit. False if it was already over."""
+    """Close a session: announced closed now, deleted at Edgegap after commit (and retried,
+    by the task and the sweep, until Edgegap confirms). False if it was already over."""
     from relays import tasks
 
     with transaction.atomic():
@@ -189,6 +190,10 @@ def relay_session_close(*, session: RelaySession, reason: str = "closed") -> boo
             status=Status.CLOSING, last_error=reason, lease_until=_lease()
         )
         if closed:
+            # Announced here, not once the delete succeeds: nobody may use a session we are
+            # deleting, and a delete that keeps failing must not leave its owner "ready".
+            session.refresh_from_db()
+            signals.session_closed.send(sender=RelaySession, session=session, reason=reason)
             _after_commit(tasks.session_delete, str(session.pk))
     return bool(closed)
 
@@ -501,21 +506,25 @@ def relay_session_fail(*, session_pk, client: EdgegapClient, reason: str) -> Non
 
 
 def relay_session_delete(*, session_pk, client: EdgegapClient) -> None:
-    """Delete a closing session at Edgegap (a 404 counts as done), then mark it closed."""
+    """Delete a closing session at Edgegap (a 404 counts as done), then mark it closed.
+
+    Its close was announced when it became `closing` (`relay_session_close`).
+    """
     session = RelaySession.objects.filter(pk=session_pk, status=Status.CLOSING).first()
     if session is None:
         return
     if session.session_id:
         client.delete_session(session.session_id)
     # Without an id, a create may still be in flight: it sees the status and deletes its result.
-    _mark_closed(session, reason=session.last_error or "closed")
+    RelaySession.objects.filter(pk=session.pk, status=Status.CLOSING).update(
+        status=Status.CLOSED, closed_at=timezone.now(), lease_until=None
+    )
 
 
 def _mark_closed(session: RelaySession, *, reason: str) -> bool:
+    """An active session Edgegap no longer has (proved by a 404): closed, and announced."""
     with transaction.atomic():
-        closed = RelaySession.objects.filter(
-            pk=session.pk, status__in=(*RelaySession.ACTIVE, Status.CLOSING)
-        ).update(
+        closed = RelaySession.objects.filter(pk=session.pk, status__in=RelaySession.ACTIVE).update(
             status=Status.CLOSED, closed_at=timezone.now(), last_error=reason, lease_until=None
         )
         if closed:

@@ -13,7 +13,7 @@ from django.dispatch import Signal
 
 session_ready = Signal()  # session: endpoint, session token and seat tokens are stored
 session_failed = Signal()  # session, reason: it never became ready (deleted at Edgegap)
-session_closed = Signal()  # session, reason: deleted at Edgegap, or Edgegap no longer has it
+session_closed = Signal()  # session, reason: closed by us (its delete follows), or gone at Edgegap
 seat_authorized = Signal()  # seat: a late seat got its own user token
 seat_authorization_failed = Signal()  # seat, reason
 seat_revoked = Signal()  # seat: its token no longer works on the relay

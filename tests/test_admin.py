@@ -261,7 +261,12 @@ def test_delete_at_edgegap_closes_through_the_service(
     session = RelaySession.objects.get(pk=ready_lobby.relay_session_id)
     assert session.status == RelaySession.Status.CLOSING
     assert session.last_error == "closed by an operator"
-    assert len(callbacks) == 1  # the delete at Edgegap, queued after commit
+    # The lobby learns at once, not when (or if) Edgegap confirms the delete.
+    ready_lobby.refresh_from_db()
+    assert ready_lobby.state == "failed"
+    assert ready_lobby.failure_reason == "the relay session ended: closed by an operator"
+    sent = [getattr(callback, "__qualname__", "") for callback in callbacks]
+    assert sum("_after_commit" in name for name in sent) == 1  # the delete at Edgegap
 
 
 def test_overview_site_title_and_favicon(admin_client, ready_lobby):
