@@ -242,7 +242,7 @@ def test_a_create_refused_for_now_is_retried_without_listing(emulator, no_tasks,
     services.relay_session_create(session_pk=session.pk, client=watched)
     assert watched.listed() == 0 and ("GET", SESSIONS_PATH) not in watched.calls
     session.refresh_from_db()
-    assert session.status == Status.WAITING
+    assert session.status in (Status.WAITING, Status.READY)  # ready if its first poll saw it
     assert list(remote_sessions(edgegap)) == [session.session_id]
 
 
