@@ -373,7 +373,8 @@ def test_the_host_kicks_a_player_who_then_cannot_rejoin(worker_tasks, players, s
     # The server's words, with the end of the kick cooldown (LOBBY_KICK_COOLDOWN).
     expect(bob.page.locator("#join-form").get_by_role("alert")).to_have_text(
         re.compile(
-            r"^The host removed you from this lobby; you can join it again after \d\d:\d\d:\d\d UTC\.$"
+            r"^The host removed you from this lobby; you can join it again after"
+            r" \d\d:\d\d:\d\d UTC\.$"
         )
     )
     expect(bob.page).to_have_url(re.compile(r"/lobbies/$"))
