@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 
+from config.audit import operator_action
 from lobby.errors import ServiceError
 from ratings import services
 from ratings.models import Leaderboard, MatchResult, Rating, RatingChange, ResultReport
@@ -96,16 +97,22 @@ class RatingAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         note = data.get("note") or ""
         if data.get("reset"):
-            services.rating_reset(rating_id=obj.pk, actor=request.user, note=note)
+            rating = services.rating_reset(rating_id=obj.pk, actor=request.user, note=note)
+            operator_action(user=request.user, action="rating.reset", target=rating, reason=note)
         elif data.get("new_mu") is not None or data.get("new_sigma") is not None:
             mu = data["new_mu"] if data.get("new_mu") is not None else obj.mu
             sigma = data["new_sigma"] if data.get("new_sigma") is not None else obj.sigma
             try:
-                services.rating_adjust(
+                rating = services.rating_adjust(
                     rating_id=obj.pk, mu=mu, sigma=sigma, actor=request.user, note=note
                 )
             except ServiceError as exc:
                 messages.error(request, exc.message)
+                return  # nothing changed: nothing to audit
+            operator_action(
+                user=request.user, action="rating.adjust", target=rating, reason=note,
+                mu=mu, sigma=sigma,
+            )  # fmt: skip
 
 
 class ResultReportInline(admin.TabularInline):
@@ -214,12 +221,18 @@ class MatchResultAdmin(admin.ModelAdmin):
         decision = form.cleaned_data.get("decision")
         if not decision:
             return
+        note = form.cleaned_data.get("note") or ""
         try:
-            services.result_resolve(
+            result = services.result_resolve(
                 result_id=obj.pk,
                 placements=None if decision == "void" else form.cleaned_data["placements"],
                 actor=request.user,
-                note=form.cleaned_data.get("note") or "",
+                note=note,
             )
         except ServiceError as exc:
             messages.error(request, f"Not resolved: {exc.message}")
+            return
+        operator_action(
+            user=request.user, action="result.resolve", target=result, reason=note,
+            state=result.state,
+        )  # fmt: skip

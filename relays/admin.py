@@ -104,6 +104,8 @@ class RelaySessionAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         tasks.reconcile.delay()
+        # No target: the pass looks at every session, ours and Edgegap's.
+        operator_action(user=request.user, action="relay.reconcile")
         self.message_user(
             request,
             "Reconciliation queued: sessions Edgegap lost are marked, orphans deleted.",
