@@ -93,12 +93,26 @@ def lobby_snapshot(lobby: Lobby, members: list[Membership] | None = None) -> dic
 
 def assignment_for(*, lobby: Lobby, player_id: int, session: RelaySession | None = None) -> dict:
     """The player's relay assignment in this lobby (design.md §4): its own user token only."""
+    return assignments_for(lobby=lobby, player_ids=[player_id], session=session)[player_id]
+
+
+def assignments_for(
+    *, lobby: Lobby, player_ids, session: RelaySession | None = None
+) -> dict[int, dict]:
+    """Each player's assignment in this lobby, with one query for all their seats."""
     session = session if session is not None else lobby.relay_session
-    seat = None
+    seats = {}
     if session is not None:
-        seat = Seat.objects.filter(
-            session=session, holder=player_holder(player_id), revoked=False
-        ).first()
+        holders = {player_holder(player_id): player_id for player_id in player_ids}
+        for seat in Seat.objects.filter(session=session, holder__in=holders, revoked=False):
+            seats[holders[seat.holder]] = seat
+    return {
+        player_id: _assignment(lobby, player_id, session, seats.get(player_id))
+        for player_id in player_ids
+    }
+
+
+def _assignment(lobby: Lobby, player_id: int, session, seat) -> dict:
     ready = (
         lobby.state == Lobby.State.READY
         and session is not None

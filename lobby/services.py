@@ -33,7 +33,7 @@ from lobby.models import (
     new_join_code,
     player_holder,
 )
-from lobby.selectors import assignment_for, lobby_members, lobby_snapshot
+from lobby.selectors import assignment_for, assignments_for, lobby_members, lobby_snapshot
 from relays import services as relays
 from relays.models import RelaySession, Seat
 
@@ -117,8 +117,7 @@ def _changed(lobby: Lobby, *fields: str, extra_recipients=()) -> None:
 
 
 def _announce_assignments(lobby: Lobby, player_ids) -> None:
-    session = lobby.relay_session
-    data = {pid: assignment_for(lobby=lobby, player_id=pid, session=session) for pid in player_ids}
+    data = assignments_for(lobby=lobby, player_ids=list(player_ids), session=lobby.relay_session)
     events_emit_each(data, type="relay.assignment")
 
 
