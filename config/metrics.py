@@ -1,7 +1,8 @@
 """`GET /metrics`: Prometheus text exposition of the service's state.
 
 Gauges read from the database at scrape time, so every web process reports the same numbers.
-Aggregate counts only; set METRICS_TOKEN to require `Authorization: Bearer <token>`.
+Aggregate counts only; METRICS_TOKEN requires `Authorization: Bearer <token>`, and with DEBUG
+off /metrics answers only that (403 while no token is set).
 """
 
 import hmac
@@ -51,6 +52,11 @@ def collect() -> str:
 @require_GET
 def metrics(request):
     token = settings.METRICS_TOKEN
+    if not token and settings.METRICS_REQUIRE_TOKEN:
+        # Production without a token: the counts are nobody's business until one is set.
+        return HttpResponse(
+            "forbidden: set METRICS_TOKEN to scrape\n", status=403, content_type="text/plain"
+        )
     if token:
         header = request.headers.get("Authorization", "")
         if not hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):

@@ -401,6 +401,10 @@ SPECTACULAR_SETTINGS = {
 }
 # Lobby payloads are small; a client cannot make the server buffer more than this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+# Slow clients (config/slowclients.py, uvicorn's protocol): seconds a request may take to send
+# its headers, then its body (256 KiB at 10 KB/s fits), before it is answered 408 and closed.
+HTTP_HEADER_TIMEOUT = _read("HTTP_HEADER_TIMEOUT", _positive_float, 10.0)
+HTTP_BODY_TIMEOUT = _read("HTTP_BODY_TIMEOUT", _positive_float, 30.0)
 
 # --- The rest --------------------------------------------------------------------------------
 
@@ -433,8 +437,41 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-# When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+
+def _seconds(raw):
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number of seconds, 0 or more")
+    return value
+
+
+def _proxy_ssl_header(raw):
+    # "X-Forwarded-Proto" (the header a TLS-terminating proxy sets to "https") or
+    # "X-Forwarded-Proto: https" for another value.
+    name, _, value = raw.partition(":")
+    if not name.strip() or not all(c.isalnum() or c == "-" for c in name.strip()):
+        raise ValueError("expected a header name such as X-Forwarded-Proto")
+    return ("HTTP_" + name.strip().upper().replace("-", "_"), value.strip() or "https")
+
+
+# HTTPS (README "Production"). With DEBUG off the defaults are the safe ones: plain HTTP is
+# redirected to HTTPS and browsers are told to stay on HTTPS for a year. The probes and /metrics
+# are exempt: load balancers and Prometheus reach a process over plain HTTP inside the network.
+# Behind a proxy that terminates TLS, name the header it sets (SECURE_PROXY_SSL_HEADER), or
+# every request looks like plain HTTP and is redirected forever; only a proxy that always sets
+# (or strips) that header may be named.
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _bool, not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", _seconds, 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _bool, False)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _bool, False)
+SECURE_PROXY_SSL_HEADER = _read("SECURE_PROXY_SSL_HEADER", _proxy_ssl_header, None)
+
+# When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset, /metrics
+# answers anyone only while DEBUG is on; with DEBUG off it refuses everyone (403), and
+# `check --deploy` says so.
 METRICS_TOKEN = _secret_from_file("METRICS_TOKEN")
+METRICS_REQUIRE_TOKEN = not DEBUG  # decided at start-up (the test runner turns DEBUG off later)
 # Extra Prometheus collectors (dotted paths of functions returning exposition lines).
 METRICS_COLLECTORS = ["config.admission.metrics_lines"]
 

@@ -163,7 +163,8 @@ def start_live_stack(*, db_url: str, redis_url: str | None, workdir: Path, extra
         web = supervisor.start(
             "web",
             [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off"],
+             "--port", str(port), "--lifespan", "off",
+             "--http", "config.slowclients:GuardedHttpToolsProtocol"],
         )  # fmt: skip
         stack = LiveStack(
             base_url=f"http://127.0.0.1:{port}",

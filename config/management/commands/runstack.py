@@ -175,4 +175,8 @@ def _web_argv(python, host, port):
     ]  # fmt: skip
 
 
-WEB_SERVER_FLAGS = ["--ws-per-message-deflate", "false", "--ws-ping-interval", "60"]
+# --http: each request must arrive in time (HTTP_HEADER_TIMEOUT, HTTP_BODY_TIMEOUT), no slowloris.
+WEB_SERVER_FLAGS = [
+    "--ws-per-message-deflate", "false", "--ws-ping-interval", "60",
+    "--http", "config.slowclients:GuardedHttpToolsProtocol",
+]  # fmt: skip
