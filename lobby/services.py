@@ -78,10 +78,10 @@ def player_touch(player: Player) -> None:
 def _locked_lobby(lobby_id) -> Lobby:
     """The lobby, locked for this transaction (and its relay session first, in lock order)."""
     for _ in range(3):
-        relay_id = Lobby.objects.filter(pk=lobby_id).values_list("relay_session_id", flat=True)
-        if not relay_id.exists():
+        row = Lobby.objects.filter(pk=lobby_id).values("relay_session_id").first()
+        if row is None:
             raise NotFound("lobby_not_found", "There is no such lobby.")
-        relay_session_id = relay_id[0]
+        relay_session_id = row["relay_session_id"]
         if relay_session_id is not None:
             list(RelaySession.objects.select_for_update().filter(pk=relay_session_id))
         lobby = Lobby.objects.select_for_update().get(pk=lobby_id)
@@ -105,12 +105,15 @@ def _require_host(lobby: Lobby, player: Player) -> None:
         raise Forbidden("not_host", "Only the lobby's host can do that.")
 
 
-def _changed(lobby: Lobby, *fields: str, extra_recipients=()) -> None:
-    """Save the lobby with a new version and tell every member (and `extra_recipients`)."""
+def _changed(lobby: Lobby, *fields: str, extra_recipients=(), members=None) -> None:
+    """Save the lobby with a new version and tell every member (and `extra_recipients`).
+
+    `members`: the active memberships when the caller has them at hand (and they are current).
+    """
     lobby.version += 1
     lobby.last_activity_at = timezone.now()
     lobby.save(update_fields=[*fields, "version", "last_activity_at"])
-    members = lobby_members(lobby)
+    members = lobby_members(lobby) if members is None else members
     snapshot = lobby_snapshot(lobby, members)
     recipients = {member.player_id for member in members} | set(extra_recipients)
     events_emit(player_ids=recipients, type="lobby.updated", data=snapshot)
@@ -353,7 +356,7 @@ def _allocate(lobby: Lobby, members: list[Membership]) -> None:
     )
     lobby.state = State.ALLOCATING
     lobby.failure_reason = ""
-    _changed(lobby, "relay_session", "state", "failure_reason")
+    _changed(lobby, "relay_session", "state", "failure_reason", members=members)
     _announce_assignments(lobby, [m.player_id for m in members])
 
 
@@ -482,8 +485,9 @@ def on_relay_session_ready(sender, session, **kwargs) -> None:
         return
     lobby.relay_session = session
     lobby.state = State.READY
-    _changed(lobby, "state")
-    _announce_assignments(lobby, [m.player_id for m in lobby_members(lobby)])
+    members = lobby_members(lobby)
+    _changed(lobby, "state", members=members)
+    _announce_assignments(lobby, [m.player_id for m in members])
 
 
 def on_relay_session_failed(sender, session, reason, **kwargs) -> None:
