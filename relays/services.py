@@ -463,15 +463,18 @@ def _mark_ready(session: RelaySession, remote: EdgegapSession, client: EdgegapCl
         Seat.objects.bulk_update(seats, ["user_token"])
         session.refresh_from_db()
         signals.session_ready.send(sender=RelaySession, session=session)
-        # Seats that joined while the session was being made, and seats revoked meanwhile.
-        late = session.seats.filter(in_create_call=False, revoked=False)
-        late.update(lease_until=_lease())
-        for seat in late:
-            _after_commit(tasks.seat_authorize, seat.pk)
-        gone = session.seats.filter(in_create_call=True, revoked=True, revoke_sent=False)
-        gone.update(lease_until=_lease())
-        for seat in gone:
-            _after_commit(tasks.seat_revoke, seat.pk)
+        # Seats that joined while the session was being made (to authorize), and seats revoked
+        # meanwhile (to revoke): usually none, so one read and nothing else.
+        pending = list(
+            session.seats.filter(
+                Q(in_create_call=False, revoked=False)
+                | Q(in_create_call=True, revoked=True, revoke_sent=False)
+            ).only("pk", "revoked")
+        )
+        if pending:
+            Seat.objects.filter(pk__in=[seat.pk for seat in pending]).update(lease_until=_lease())
+        for seat in pending:
+            _after_commit(tasks.seat_revoke if seat.revoked else tasks.seat_authorize, seat.pk)
     logger.info("relay %s: ready as %s", session.pk, session.session_id)
 
 
