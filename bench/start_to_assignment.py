@@ -59,6 +59,7 @@ def _stack(server_cpu: int, web_port: int, emulator_port: int):
         SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         METRICS_TOKEN="bench-metrics",
+        SECURE_SSL_REDIRECT="false",  # plain HTTP on loopback, as behind a TLS proxy
     )
     env.pop("CHANNEL_LAYER_DROP_RATE", None)
     log = open(ROOT / "var" / "bench-start-to-assignment.log", "w")  # noqa: SIM115
