@@ -31,8 +31,10 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 if not __package__:  # run as a file: the script's folder would shadow the matchmaking package
@@ -144,22 +146,54 @@ def make_tickets(profile: str, count: int, seed: int) -> list[Ticket]:
     return tickets
 
 
-def _time(fn, runs: int) -> tuple[float, float, object]:
-    times, result = [], None
+def load_baseline(rev: str) -> types.ModuleType:
+    """``matchmaking/matcher.py`` as it was at git revision ``rev``, as a module of its own."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{rev}:matchmaking/matcher.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType(f"matcher_at_{rev}")
+    module.__file__ = f"{rev}:matchmaking/matcher.py"
+    sys.modules[module.__name__] = module  # dataclasses and NamedTuple look their module up
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def _time(fn, runs: int, baseline=None) -> tuple[float, float, object, list[float]]:
+    """Best and median of ``runs`` calls of ``fn``; with ``baseline``, each run of ``fn`` is
+    followed by one of ``baseline`` (interleaved, so both see the same machine load), whose
+    times come back as the fourth value."""
+    times, base_times, result = [], [], None
     for _ in range(runs):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times), result
+        if baseline is not None:
+            start = time.perf_counter()
+            baseline()
+            base_times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times), result, base_times
 
 
-def _row(label: str, tickets: int, best: float, median: float, results: list) -> str:
+def _row(label: str, tickets: int, timing: tuple, results: list) -> str:
+    best, median, _, base_times = timing
     matches = sum(len(r.matches) for r in results)
     matched = sum(r.matched_ticket_count for r in results)
-    return (
+    row = (
         f"| {label:<12} | {tickets:>7,} | {best * 1000:>9.1f} | {median * 1000:>9.1f} | "
         f"{matches:>7,} | {matched:>7,} ({matched / tickets:>4.0%}) |"
     )
+    if base_times:
+        base_best, base_median = min(base_times), statistics.median(base_times)
+        row += (
+            f" {base_best * 1000:>9.1f} | {base_median * 1000:>9.1f} | "
+            f"{median / base_median:>5.2f} |"
+        )
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,16 +204,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-single", action="store_true", help="skip each profile alone at the largest size"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time matchmaking/matcher.py at this git revision, interleaved run by run",
+    )
     args = parser.parse_args(argv)
+    base = load_baseline(args.baseline) if args.baseline else None
 
     rules = {name: parse_rules(data) for name, data in PROFILES.items()}
     print(
         f"# {datetime.date.today()} · Python {platform.python_version()} · "
         f"nproc {os.cpu_count()} · {platform.machine()} · runs {args.runs} · seed {args.seed} · "
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        + (f" · baseline {args.baseline}" if base else "")
     )
-    print("| pass         | tickets |   best ms | median ms | matches | tickets matched |")
-    print("|--------------|--------:|----------:|----------:|--------:|----------------:|")
+    header = "| pass         | tickets |   best ms | median ms | matches | tickets matched |"
+    rule = "|--------------|--------:|----------:|----------:|--------:|----------------:|"
+    if base:
+        header += " base best | base med. | ratio |"
+        rule += "----------:|----------:|------:|"
+    print(header)
+    print(rule)
 
     for size in args.sizes:
         share = [size // 3 + (1 if k < size % 3 else 0) for k in range(3)]
@@ -188,21 +234,25 @@ def main(argv: list[str] | None = None) -> None:
             for name, count in zip(PROFILES, share, strict=True)
         }
 
-        def one_pass(queues=queues):
-            return [form_matches(queues[name], rules[name], NOW) for name in PROFILES]
+        def one_pass(queues=queues, run=form_matches):
+            return [run(queues[name], rules[name], NOW) for name in PROFILES]
 
-        best, median, results = _time(one_pass, args.runs)
-        print(_row("mixed", size, best, median, results), flush=True)
+        timing = _time(
+            one_pass, args.runs, base and (lambda q=queues: one_pass(q, base.form_matches))
+        )
+        print(_row("mixed", size, timing, timing[2]), flush=True)
 
     if not args.no_single:
         size = max(args.sizes)
         for name in [*PROFILES, *STRESS]:
             tickets = make_tickets(name, size, args.seed)
             profile_rules = rules[STRESS.get(name, name)]
-            best, median, result = _time(
-                lambda t=tickets, r=profile_rules: form_matches(t, r, NOW), args.runs
+            timing = _time(
+                lambda t=tickets, r=profile_rules: form_matches(t, r, NOW),
+                args.runs,
+                base and (lambda t=tickets, r=profile_rules: base.form_matches(t, r, NOW)),
             )
-            print(_row(name, size, best, median, [result]), flush=True)
+            print(_row(name, size, timing, [timing[2]]), flush=True)
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

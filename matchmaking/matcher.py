@@ -169,442 +169,512 @@ def form_matches(
 def _form_matches(
     tickets: list[Ticket], rules: Rules, now: float, explain: bool, scan_limit: int | None
 ) -> MatchResult:
-    steps = rules.steps
-    nsteps = len(steps)
-    step_times = [s.after_seconds for s in steps[1:]]
-    initial = steps[0]
-    pc0 = initial.player_count
-    team_count, max_team = pc0.team_count, pc0.max_team_size
-    max_players = team_count * max_team
-    min_team_by_step = [s.player_count.min_team_size for s in steps]
-    min_players_by_step = [team_count * m for m in min_team_by_step]
-    limit = scan_limit if scan_limit is not None else 4 * max_players + 16
+    limits = _Limits(rules, scan_limit)
+    pool = _Pool(tickets, rules, limits, now)
+    grower = _Grower(pool, limits)
+    for (_, region, _), members in pool.buckets().items():
+        grower.run_bucket(members, region)
+    for (_, region, _), members in pool.second_pass_buckets(grower.used):
+        grower.run_bucket(members, region)
+    unmatched = _explain(pool, limits, grower.used, now) if explain else {}
+    return MatchResult(grower.matches, unmatched)
 
-    def per_step(name: str, field: str) -> list[float]:
-        return [getattr(s[name], field) for s in steps]
 
-    string_names = [r.name for r in initial.of_type(STRING_EQUALITY)]
-    number_names = [r.name for r in initial.of_type(NUMBER_DIFFERENCE)]
-    inter_names = [r.name for r in initial.of_type(INTERSECTION)]
-    lat_rules = initial.of_type(LATENCIES)
-    lat_name = lat_rules[0].name if lat_rules else None
-    primary = number_names[0] if number_names else None
-    extra_numbers = number_names[1:]
-    md_by_step = per_step(primary, "max_difference") if primary else [INF] * nsteps
-    extra_md = [per_step(name, "max_difference") for name in extra_numbers]
-    overlap_by_step = [per_step(name, "overlap") for name in inter_names]
-    maxlat_by_step = per_step(lat_name, "max_latency") if lat_name else [INF] * nsteps
-    ldiff_by_step = per_step(lat_name, "difference") if lat_name else [INF] * nsteps
+class _Limits:
+    """The rules as the pass reads them: names by type, and each limit as a list by step."""
 
-    n = len(tickets)
-    skill = [0.0] * n  # the sort/window value: primary number, else created_at
-    balance = [0.0] * n  # what team balance sums (0 without a number rule)
-    size = [1] * n
-    level = [0] * n
-    created = [0.0] * n
-    lats: list[Mapping[str, float]] = [{}] * n
-    inter_sets = [[frozenset()] * n for _ in inter_names]
-    extra_vals = [[0.0] * n for _ in extra_numbers]
-    skey: list[Any] = [None] * n
-    valid = [False] * n
-    used = [False] * n
-    pre_explained: dict[int, tuple[str | None, str]] = {}
-    bregion: list[str | None] = [None] * n  # best region, with a latencies rule
-    bvalue: list[str | None] = [None] * n  # most popular value, with an intersection rule
+    def __init__(self, rules: Rules, scan_limit: int | None):
+        initial = rules.initial
+        size = initial.player_count
+        self.rules = rules
+        self.player_count_name = size.name
+        self.team_count = size.team_count
+        self.max_team = size.max_team_size
+        self.max_players = size.max_players
+        self.min_team = [step.player_count.min_team_size for step in rules.steps]
+        self.min_players = [step.player_count.min_players for step in rules.steps]
+        self.scan_limit = scan_limit if scan_limit is not None else 4 * self.max_players + 16
 
-    one_string = string_names[0] if len(string_names) == 1 else None
-    for i, t in enumerate(tickets):
-        c = t.created_at
-        created[i] = c
-        wait = now - c
-        lv = bisect_right(step_times, wait) if step_times else 0
-        level[i] = lv
-        nplayers = len(t.players) or 1
-        size[i] = nplayers
-        if nplayers > max_team:
-            pre_explained[i] = (
-                pc0.name,
-                f"player_count({pc0.name}): a party of {nplayers} cannot fit a team of "
-                f"at most {max_team}",
+        self.string_names = [r.name for r in initial.of_type(STRING_EQUALITY)]
+        numbers = [r.name for r in initial.of_type(NUMBER_DIFFERENCE)]
+        self.intersection_names = [r.name for r in initial.of_type(INTERSECTION)]
+        latencies = initial.of_type(LATENCIES)
+        self.latency_name = latencies[0].name if latencies else None
+        # The first number rule orders each bucket and balances teams; the others are checked.
+        self.primary = numbers[0] if numbers else None
+        self.extra_numbers = numbers[1:]
+
+        def by_step(name: str | None, field: str) -> list[float]:
+            if name is None:
+                return [INF] * len(rules.steps)
+            return [getattr(step[name], field) for step in rules.steps]
+
+        self.max_difference = by_step(self.primary, "max_difference")
+        self.extra_max_difference = [by_step(n, "max_difference") for n in self.extra_numbers]
+        self.overlap = [by_step(n, "overlap") for n in self.intersection_names]
+        self.max_latency = by_step(self.latency_name, "max_latency")
+        self.latency_difference = by_step(self.latency_name, "difference")
+
+
+class _Pool:
+    """The pass's tickets, prepared once into parallel lists indexed by ticket position.
+
+    A ticket that cannot take part (a party too large for a team, no region within reach, or
+    attributes that no longer fit the rules) is not ``valid`` and has its explanation in
+    ``pre_explained`` already.
+    """
+
+    def __init__(self, tickets: list[Ticket], rules: Rules, limits: _Limits, now: float):
+        n = len(tickets)
+        self.tickets = tickets
+        self.limits = limits
+        self.value = [0.0] * n  # the sort/window value: the primary number, else created_at
+        self.balance = [0.0] * n  # what team balance sums (0 without a number rule)
+        self.size = [1] * n  # players in the ticket
+        self.step = [0] * n  # its expansion step now
+        self.created = [0.0] * n
+        self.latencies: list[Mapping[str, float]] = [{}] * n
+        self.value_sets = [[frozenset()] * n for _ in limits.intersection_names]
+        self.extra_values = [[0.0] * n for _ in limits.extra_numbers]
+        self.string_key: list[Any] = [None] * n  # the string_equality value(s)
+        self.valid = [False] * n
+        self.pre_explained: dict[int, tuple[str | None, str]] = {}
+        self.home_region: list[str | None] = [None] * n  # best region, with a latencies rule
+        self.home_value: list[str | None] = [None] * n  # most popular value, with intersection
+        for i, ticket in enumerate(tickets):
+            self._prepare(i, ticket, rules, now)
+        if limits.intersection_names:
+            self._choose_home_values()
+        # Anchor order, oldest first: old tickets get the first pick when players are short.
+        self.by_age = sorted(range(n), key=self.created.__getitem__)
+
+    def _prepare(self, i: int, ticket: Ticket, rules: Rules, now: float) -> None:
+        limits = self.limits
+        created = ticket.created_at
+        self.created[i] = created
+        step = self.step[i] = rules.step_at(now - created)
+        players = self.size[i] = len(ticket.players) or 1
+        if players > limits.max_team:
+            name = limits.player_count_name
+            self.pre_explained[i] = (
+                name,
+                f"player_count({name}): a party of {players} cannot fit a team of "
+                f"at most {limits.max_team}",
             )
-            continue
-        a = t.attributes
+            return
+        attributes = ticket.attributes
         try:
-            if primary:
-                v = a[primary]
-                skill[i] = v + 0.0
-                balance[i] = v
+            if limits.primary:
+                number = attributes[limits.primary]
+                self.value[i] = number + 0.0
+                self.balance[i] = number
             else:
-                skill[i] = c
-            if one_string:
-                key = a[one_string]
-                if not isinstance(key, str):
-                    raise TypeError
-            elif string_names:
-                key = tuple(a[s] for s in string_names)
-                if not all(isinstance(k, str) for k in key):
-                    raise TypeError
-            else:
-                key = None
-            skey[i] = key
-            for k, name in enumerate(extra_numbers):
-                extra_vals[k][i] = a[name] + 0.0
-            for k, name in enumerate(inter_names):
-                values = a[name]
+                self.value[i] = created
+            self.string_key[i] = _string_key(attributes, limits.string_names)
+            for k, name in enumerate(limits.extra_numbers):
+                self.extra_values[k][i] = attributes[name] + 0.0
+            for k, name in enumerate(limits.intersection_names):
+                values = attributes[name]
                 if isinstance(values, str):
                     raise TypeError
-                inter_sets[k][i] = frozenset(values)
-            if lat_name:
-                lat = a[lat_name]
-                lats[i] = lat
-                best = min(lat, key=lat.__getitem__)
-                best_ms = lat[best] + 0.0
-                if best_ms > maxlat_by_step[lv]:
-                    pre_explained[i] = (
-                        lat_name,
-                        f"latencies({lat_name}): no region within {_g(maxlat_by_step[lv])} ms "
+                self.value_sets[k][i] = frozenset(values)
+            if limits.latency_name:
+                name = limits.latency_name
+                latencies = self.latencies[i] = attributes[name]
+                best = min(latencies, key=latencies.__getitem__)
+                best_ms = latencies[best] + 0.0
+                cap = limits.max_latency[step]
+                if best_ms > cap:
+                    self.pre_explained[i] = (
+                        name,
+                        f"latencies({name}): no region within {_g(cap)} ms "
                         f"(best: {_clip(best)} {_g(best_ms)} ms)",
                     )
-                    continue
-                bregion[i] = best
+                    return
+                self.home_region[i] = best
         except (KeyError, TypeError, ValueError):
-            pre_explained[i] = _invalid(rules, t.attributes)
-            continue
-        valid[i] = True
+            self.pre_explained[i] = _invalid(rules, attributes)
+            return
+        self.valid[i] = True
 
-    # With an intersection rule, a ticket first looks among those sharing its most popular value
-    # (as it first looks in its best region): a window check alone would scan past many
-    # tickets with nothing in common when values are many.
-    inter0 = inter_sets[0] if inter_names else None
-    if inter0 is not None:
+    def _choose_home_values(self) -> None:
+        # With an intersection rule, a ticket first looks among those sharing its most popular
+        # value (as it first looks in its best region): a window check alone would scan past
+        # many tickets with nothing in common when values are many.
+        sets, valid = self.value_sets[0], self.valid
         popularity: dict[str, int] = defaultdict(int)
-        for i in range(n):
+        for i, values in enumerate(sets):
             if valid[i]:
-                for v in inter0[i]:
+                for v in values:
                     popularity[v] += 1
-        pop_key = popularity.__getitem__
-        for i in range(n):
+        for i, values in enumerate(sets):
             if valid[i]:
-                values = inter0[i]
                 if len(values) == 1:
-                    (bvalue[i],) = values
+                    (self.home_value[i],) = values
                 else:  # ties broken by the value itself: frozenset order varies between runs
-                    bvalue[i] = max(values, key=lambda v: (pop_key(v), v))
+                    self.home_value[i] = max(values, key=lambda v: (popularity[v], v))
 
-    # Buckets list their tickets oldest first: that is the anchor order (fairness).
-    by_age = sorted(range(n), key=created.__getitem__)
-    buckets: dict[Any, list[int]] = {}
-    for i in by_age:
-        if valid[i]:
-            key = (skey[i], bregion[i], bvalue[i])
-            b = buckets.get(key)
-            if b is None:
-                buckets[key] = [i]
+    def buckets(self) -> dict[tuple[Any, str | None, str | None], list[int]]:
+        """Valid tickets by (strings, home region, home value), each list oldest first."""
+        buckets: dict[Any, list[int]] = {}
+        for i in self.by_age:
+            if self.valid[i]:
+                key = (self.string_key[i], self.home_region[i], self.home_value[i])
+                bucket = buckets.get(key)
+                if bucket is None:
+                    buckets[key] = [i]
+                else:
+                    bucket.append(i)
+        return buckets
+
+    def second_pass_buckets(self, used: list[bool]) -> list[tuple[Any, list[int]]]:
+        """Leftovers in every other region they can play in and under every other value they
+        list, so players whose best region or most popular value differ can still meet. Only
+        buckets that someone joined this way are returned (in a deterministic order)."""
+        limits = self.limits
+        by_latency = limits.latency_name is not None
+        by_value = bool(limits.intersection_names)
+        if not (by_latency or by_value):
+            return []
+        second: dict[Any, list[int]] = defaultdict(list)
+        widened: set[Any] = set()
+        for i in self.by_age:
+            if not self.valid[i] or used[i]:
+                continue
+            strings, home_region, home_value = (
+                self.string_key[i],
+                self.home_region[i],
+                self.home_value[i],
+            )
+            if by_latency:
+                cap = limits.max_latency[self.step[i]]
+                for region, ms in self.latencies[i].items():
+                    if ms <= cap:
+                        key = (strings, region, home_value)
+                        second[key].append(i)
+                        if region != home_region:
+                            widened.add(key)
+            if by_value:
+                for v in sorted(self.value_sets[0][i]):  # set order follows the hash seed
+                    if v == home_value:
+                        if by_latency:
+                            continue  # the region loop added the home bucket already
+                        second[(strings, home_region, v)].append(i)
+                        continue
+                    key = (strings, home_region, v)
+                    second[key].append(i)
+                    widened.add(key)
+        # In insertion order, not the set's: deterministic.
+        return [(k, m) for k, m in second.items() if k in widened and len(m) > 1]
+
+
+def _string_key(attributes: Mapping[str, Any], names: list[str]) -> Any:
+    """One string (one rule), a tuple of them (several), or None: what a bucket shares."""
+    if not names:
+        return None
+    if len(names) == 1:
+        key = attributes[names[0]]
+        if not isinstance(key, str):
+            raise TypeError
+        return key
+    key = tuple(attributes[name] for name in names)
+    if not all(isinstance(k, str) for k in key):
+        raise TypeError
+    return key
+
+
+class _Grower:
+    """Forms matches bucket by bucket: each anchor grows a match outwards in value order."""
+
+    def __init__(self, pool: _Pool, limits: _Limits):
+        self.pool = pool
+        self.limits = limits
+        self.used = [False] * len(pool.tickets)
+        self.position = [0] * len(pool.tickets)  # index in the bucket being run
+        self.matches: list[Match] = []
+        # What every scan reads, bound once: unpacking a tuple is cheaper than a dozen
+        # attribute lookups per anchor, and a pass has tens of thousands of anchors.
+        self._scan = (
+            self.used,
+            pool.step,
+            pool.size,
+            pool.created,
+            limits.max_difference,
+            limits.min_players,
+            limits.max_players,
+            limits.scan_limit,
+        )
+
+    def run_bucket(self, members: list[int], region: str | None) -> None:
+        pool, limits = self.pool, self.limits
+        size = pool.size
+        if sum(size[i] for i in members) < limits.min_players[-1]:
+            return
+        order = sorted(members, key=pool.value.__getitem__)  # stable: equal values oldest first
+        position = self.position
+        for p, i in enumerate(order):
+            position[i] = p
+        # A doubly linked list over the sorted order: matched tickets are unlinked in O(1).
+        links = _Links(order, [pool.value[i] for i in order])
+        used, step_of, min_players = self.used, pool.step, limits.min_players
+        for anchor in members:
+            if used[anchor]:
+                continue
+            chosen, players, step = self._grow(anchor, links, region)
+            teams = None
+            while players >= min_players[step]:
+                teams = self._pack(chosen, players, step)
+                if teams is not None or len(chosen) == 1:
+                    break
+                # Parties that do not fit together: drop the last-added (farthest) group.
+                dropped = chosen.pop()
+                players -= size[dropped]
+                step = min(step_of[c] for c in chosen)
+            if teams is None:
+                continue
+            for c in chosen:
+                used[c] = True
+                links.unlink(position[c])
+            self._emit(chosen, teams, step, region)
+
+    def _grow(self, anchor: int, links: _Links, region: str | None) -> tuple[list[int], int, int]:
+        """The anchor's group: nearest value first (ties: the older), every rule kept true at
+        each addition, until full, the value window closes, or ``scan_limit`` candidates were
+        examined. Returns (group, its players, its step)."""
+        used, step_of, size, created, max_difference, min_players, max_players, scan_limit = (
+            self._scan
+        )
+        order, values, left, right = links.order, links.values, links.left, links.right
+        end = len(order)
+        p = self.position[anchor]
+        anchor_value = values[p]
+        step = step_of[anchor]
+        players = size[anchor]
+        window = max_difference[step]
+        left_pos, right_pos = left[p], right[p]
+        chosen = [anchor]
+        if (left_pos < 0 or anchor_value - values[left_pos] > window) and (
+            right_pos >= end or values[right_pos] - anchor_value > window
+        ):
+            # Nobody within the window (common in a sparse queue): skip the scan's setup.
+            if players < min_players[step]:
+                return chosen, players, step
+            left_pos, right_pos = -1, end  # a party that fills the match on its own
+        lo = hi = anchor_value
+        pool, limits = self.pool, self.limits
+        if region is not None:
+            latencies = pool.latencies
+            max_latency, latency_difference = limits.max_latency, limits.latency_difference
+            lat_lo = lat_hi = latencies[anchor][region]
+        n_sets = len(limits.intersection_names)
+        if n_sets:
+            value_sets, overlap = pool.value_sets, limits.overlap
+            shared = [value_sets[k][anchor] for k in range(n_sets)]
+        n_extra = len(limits.extra_numbers)
+        if n_extra:
+            extra_values, extra_max = pool.extra_values, limits.extra_max_difference
+            extra_lo = [extra_values[k][anchor] for k in range(n_extra)]
+            extra_hi = list(extra_lo)
+        examined = 0
+        while players < max_players and examined < scan_limit:
+            if left_pos >= 0:
+                if right_pos < end:
+                    to_left = anchor_value - values[left_pos]
+                    to_right = values[right_pos] - anchor_value
+                    go_left = to_left < to_right or (
+                        to_left == to_right
+                        and created[order[left_pos]] <= created[order[right_pos]]
+                    )
+                else:
+                    go_left = True
+            elif right_pos < end:
+                go_left = False
             else:
-                b.append(i)
+                break
+            q = left_pos if go_left else right_pos
+            if go_left:
+                left_pos = left[left_pos]
+            else:
+                right_pos = right[right_pos]
+            c = order[q]
+            if used[c]:
+                links.unlink(q)  # taken by another bucket in the second pass: for good
+                continue
+            examined += 1
+            value = values[q]
+            new_lo = value if value < lo else lo
+            new_hi = value if value > hi else hi
+            spread = new_hi - new_lo
+            if spread > window:
+                # Every further ticket this side is further away still: close the side.
+                if go_left:
+                    left_pos = -1
+                else:
+                    right_pos = end
+                continue
+            c_step = step_of[c]
+            new_step = c_step if c_step < step else step
+            if new_step != step and spread > max_difference[new_step]:
+                continue
+            c_size = size[c]
+            if players + c_size > max_players:
+                continue
+            if region is not None:
+                ms = latencies[c][region]
+                new_lat_lo = ms if ms < lat_lo else lat_lo
+                new_lat_hi = ms if ms > lat_hi else lat_hi
+                if (
+                    new_lat_hi > max_latency[new_step]
+                    or new_lat_hi - new_lat_lo > latency_difference[new_step]
+                ):
+                    continue
+            if n_sets:
+                new_shared = []
+                for k in range(n_sets):
+                    common = shared[k] & value_sets[k][c]
+                    if len(common) < overlap[k][new_step]:
+                        break
+                    new_shared.append(common)
+                if len(new_shared) < n_sets:
+                    continue
+            if n_extra:
+                if not _extra_numbers_fit(c, extra_values, extra_lo, extra_hi, extra_max, new_step):
+                    continue
+                for k in range(n_extra):
+                    v = extra_values[k][c]
+                    if v < extra_lo[k]:
+                        extra_lo[k] = v
+                    if v > extra_hi[k]:
+                        extra_hi[k] = v
+            if n_sets:
+                shared = new_shared
+            if region is not None:
+                lat_lo, lat_hi = new_lat_lo, new_lat_hi
+            chosen.append(c)
+            players += c_size
+            lo, hi = new_lo, new_hi
+            if new_step != step:
+                step = new_step
+                window = max_difference[new_step]
+        return chosen, players, step
 
-    matches: list[Match] = []
-    pos = [0] * n
-    loosest_min_players = min_players_by_step[-1]
-    n_inter = len(inter_names)
-    n_extra = len(extra_numbers)
-
-    def pack(chosen: list[int], cnt: int, lv: int) -> list[list[int]] | None:
-        min_team = min_team_by_step[lv]
+    def _pack(self, chosen: list[int], players: int, step: int) -> list[list[int]] | None:
+        """Split the group into teams, or None when its parties cannot fill them."""
+        limits = self.limits
+        team_count = limits.team_count
         if team_count == 1:
             return [chosen]  # the caller checked min_players and max_players
-        if cnt == team_count and len(chosen) == cnt:
+        if players == team_count and len(chosen) == players:
             return [[c] for c in chosen]  # one solo per team (1v1, free-for-all teams of one)
-        # Largest parties first (they are the hard part to place), then by descending value.
-        order = sorted(chosen, key=balance.__getitem__, reverse=True)
-        if cnt != len(chosen):
-            order.sort(key=size.__getitem__, reverse=True)  # stable: keeps value order
-        if team_count == 2:  # the common case, unrolled
-            a_team: list[int] = []
-            b_team: list[int] = []
-            a_cnt = b_cnt = 0
-            a_tot = b_tot = 0.0
-            for c in order:
-                sz = size[c]
-                a_fits = a_cnt + sz <= max_team
-                b_fits = b_cnt + sz <= max_team
-                if a_fits and (not b_fits or a_cnt < b_cnt or (a_cnt == b_cnt and a_tot <= b_tot)):
-                    a_team.append(c)
-                    a_cnt += sz
-                    a_tot += balance[c] * sz
-                elif b_fits:
-                    b_team.append(c)
-                    b_cnt += sz
-                    b_tot += balance[c] * sz
-                else:
-                    return None
-            if a_cnt < min_team or b_cnt < min_team:
-                return None
-            return [a_team, b_team]
-        counts = [0] * team_count
-        totals = [0.0] * team_count
-        teams: list[list[int]] = [[] for _ in range(team_count)]
-        for c in order:
-            sz = size[c]
-            best = -1
-            for t_ in range(team_count):
-                if counts[t_] + sz <= max_team and (
-                    best < 0
-                    or counts[t_] < counts[best]
-                    or (counts[t_] == counts[best] and totals[t_] < totals[best])
-                ):
-                    best = t_
-            if best < 0:
-                return None
-            teams[best].append(c)
-            counts[best] += sz
-            totals[best] += balance[c] * sz
-        if min(counts) < min_team:
-            return None
-        return teams
+        return _balance_greedy(
+            chosen,
+            players,
+            self.pool.size,
+            self.pool.balance,
+            team_count,
+            limits.max_team,
+            limits.min_team[step],
+        )
 
-    def emit(chosen: list[int], teams: list[list[int]], lv: int, region: str | None) -> None:
+    def _emit(self, chosen: list[int], teams: list[list[int]], step: int, region: str | None):
+        pool = self.pool
+        created = pool.created
         host = chosen[0]
         if region is not None:
-            best_ms = lats[host][region]
+            latencies = pool.latencies
+            best_ms = latencies[host][region]
             for c in chosen:
-                ms = lats[c][region]
+                ms = latencies[c][region]
                 if ms < best_ms or (ms == best_ms and created[c] < created[host]):
                     host, best_ms = c, ms
         else:
             for c in chosen:
                 if created[c] < created[host]:
                     host = c
-        tk = tickets
+        tickets = pool.tickets
         ids = []
         players = []
         for team in teams:
-            ids.append(tuple([tk[c].id for c in team]))
-            players.append(tuple([p for c in team for p in tk[c].players]))
-        host_players = tk[host].players
-        matches.append(
+            ids.append(tuple([tickets[c].id for c in team]))
+            players.append(tuple([p for c in team for p in tickets[c].players]))
+        host_players = tickets[host].players
+        self.matches.append(
             Match(
                 tuple(ids),
                 tuple(players),
                 region,
-                tk[host].id,
+                tickets[host].id,
                 host_players[0] if host_players else None,
-                lv,
+                step,
             )
         )
 
-    def run_bucket(members: list[int], region: str | None) -> None:
-        total = 0
-        for i in members:
-            total += size[i]
-        if total < loosest_min_players:
-            return
-        srt = sorted(members, key=skill.__getitem__)  # stable: equal values stay oldest first
-        m = len(srt)
-        for p, i in enumerate(srt):
-            pos[i] = p
-        left = list(range(-1, m - 1))
-        right = list(range(1, m + 1))
-        sk = [skill[i] for i in srt]
-        _used, _level, _size, _md = used, level, size, md_by_step
-        for a in members:
-            if _used[a]:
-                continue
-            p = pos[a]
-            sa = sk[p]
-            lv = _level[a]
-            cnt = _size[a]
-            mdv = _md[lv]
-            lp = left[p]
-            rp = right[p]
-            if (lp < 0 or sa - sk[lp] > mdv) and (rp >= m or sk[rp] - sa > mdv):
-                # Nobody within the window (common in a sparse queue): skip the scan's setup.
-                if cnt < min_players_by_step[lv]:
-                    continue
-                lp, rp = -1, m  # a party that fills the match on its own
-            lo = hi = sa
-            chosen = [a]
-            if region is not None:
-                llo = lhi = lats[a][region]
-            if n_inter:
-                cur = [inter_sets[k][a] for k in range(n_inter)]
-            if n_extra:
-                elo = [extra_vals[k][a] for k in range(n_extra)]
-                ehi = list(elo)
-            examined = 0
-            while cnt < max_players and examined < limit:
-                if lp >= 0:
-                    if rp < m:
-                        dl = sa - sk[lp]
-                        dr = sk[rp] - sa
-                        go_left = dl < dr or (dl == dr and created[srt[lp]] <= created[srt[rp]])
-                    else:
-                        go_left = True
-                elif rp < m:
-                    go_left = False
-                else:
-                    break
-                q = lp if go_left else rp
-                if go_left:
-                    lp = left[lp]
-                else:
-                    rp = right[rp]
-                c = srt[q]
-                if _used[c]:
-                    # Taken by another bucket in the second pass: unlink it for good.
-                    lq, rq = left[q], right[q]
-                    if lq >= 0:
-                        right[lq] = rq
-                    if rq < m:
-                        left[rq] = lq
-                    continue
-                examined += 1
-                sc = sk[q]
-                nlo = sc if sc < lo else lo
-                nhi = sc if sc > hi else hi
-                spread = nhi - nlo
-                if spread > mdv:
-                    # Every further ticket this side is further away still: close the side.
-                    if go_left:
-                        lp = -1
-                    else:
-                        rp = m
-                    continue
-                lc = _level[c]
-                nl = lc if lc < lv else lv
-                if nl != lv and spread > _md[nl]:
-                    continue
-                sz = _size[c]
-                if cnt + sz > max_players:
-                    continue
-                if region is not None:
-                    lcms = lats[c][region]
-                    nllo = lcms if lcms < llo else llo
-                    nlhi = lcms if lcms > lhi else lhi
-                    if nlhi > maxlat_by_step[nl] or nlhi - nllo > ldiff_by_step[nl]:
-                        continue
-                if n_inter:
-                    new_cur = []
-                    ok = True
-                    for k in range(n_inter):
-                        s_ = cur[k] & inter_sets[k][c]
-                        if len(s_) < overlap_by_step[k][nl]:
-                            ok = False
-                            break
-                        new_cur.append(s_)
-                    if not ok:
-                        continue
-                if n_extra:
-                    ok = True
-                    for k in range(n_extra):
-                        v = extra_vals[k][c]
-                        vlo = v if v < elo[k] else elo[k]
-                        vhi = v if v > ehi[k] else ehi[k]
-                        if vhi - vlo > extra_md[k][nl]:
-                            ok = False
-                            break
-                    if not ok:
-                        continue
-                    for k in range(n_extra):
-                        v = extra_vals[k][c]
-                        if v < elo[k]:
-                            elo[k] = v
-                        if v > ehi[k]:
-                            ehi[k] = v
-                if n_inter:
-                    cur = new_cur
-                if region is not None:
-                    llo, lhi = nllo, nlhi
-                chosen.append(c)
-                cnt += sz
-                lo, hi = nlo, nhi
-                if nl != lv:
-                    lv = nl
-                    mdv = _md[nl]
-            teams = None
-            while cnt >= min_players_by_step[lv]:
-                teams = pack(chosen, cnt, lv)
-                if teams is not None or len(chosen) == 1:
-                    break
-                # Parties that do not fit together: drop the last-added (farthest) group.
-                dropped = chosen.pop()
-                cnt -= _size[dropped]
-                lv = min(_level[c] for c in chosen)
-            if teams is None:
-                continue
-            for c in chosen:
-                _used[c] = True
-                q = pos[c]
-                lq, rq = left[q], right[q]
-                if lq >= 0:
-                    right[lq] = rq
-                if rq < m:
-                    left[rq] = lq
-            emit(chosen, teams, lv, region)
 
-    for key, members in buckets.items():
-        run_bucket(members, key[1])
+class _Links:
+    """A bucket's tickets in value order, as a doubly linked list over their positions."""
 
-    if lat_name or inter0 is not None:
-        # Second pass, leftovers only: each also joins every other region it can play in and
-        # every other value it lists, so players whose best region or most popular value
-        # differ can still meet. Only buckets that someone joined this way are run again.
-        second: dict[Any, list[int]] = defaultdict(list)
-        widened: set[Any] = set()
-        for i in by_age:
-            if not valid[i] or used[i]:
-                continue
-            sk_, home_region, home_value = skey[i], bregion[i], bvalue[i]
-            if lat_name:
-                cap = maxlat_by_step[level[i]]
-                for region, ms in lats[i].items():
-                    if ms <= cap:
-                        k2 = (sk_, region, home_value)
-                        second[k2].append(i)
-                        if region != home_region:
-                            widened.add(k2)
-            if inter0 is not None:
-                for v in sorted(inter0[i]):  # set order follows the per-process hash seed
-                    if v == home_value:
-                        if lat_name:
-                            continue  # the region loop added the home bucket already
-                        second[(sk_, home_region, v)].append(i)
-                        continue
-                    k2 = (sk_, home_region, v)
-                    second[k2].append(i)
-                    widened.add(k2)
-        for k2, members in second.items():  # in insertion order, not the set's: deterministic
-            if k2 in widened and len(members) > 1:
-                run_bucket(members, k2[1])
+    __slots__ = ("left", "order", "right", "values")
 
-    unmatched: dict[Hashable, Explanation] = {}
-    if explain:
-        _explain(
-            rules,
-            tickets,
-            now,
-            valid,
-            used,
-            pre_explained,
-            level,
-            size,
-            skill,
-            skey,
-            lats,
-            inter_sets,
-            inter_names,
-            string_names,
-            primary,
-            lat_name,
-            md_by_step,
-            maxlat_by_step,
-            min_players_by_step,
-            team_count,
-            min_team_by_step,
-            step_times,
-            unmatched,
-        )
-    return MatchResult(matches, unmatched)
+    def __init__(self, order: list[int], values: list[float]):
+        self.order = order
+        self.values = values
+        self.left = list(range(-1, len(order) - 1))
+        self.right = list(range(1, len(order) + 1))
+
+    def unlink(self, q: int) -> None:
+        before, after = self.left[q], self.right[q]
+        if before >= 0:
+            self.right[before] = after
+        if after < len(self.order):
+            self.left[after] = before
+
+
+def _extra_numbers_fit(c, extra_values, extra_lo, extra_hi, extra_max, step) -> bool:
+    for k, values in enumerate(extra_values):
+        v = values[c]
+        lo = v if v < extra_lo[k] else extra_lo[k]
+        hi = v if v > extra_hi[k] else extra_hi[k]
+        if hi - lo > extra_max[k][step]:
+            return False
+    return True
+
+
+def _balance_greedy(
+    chosen: list[int],
+    players: int,
+    size: list[int],
+    balance: list[float],
+    team_count: int,
+    max_team: int,
+    min_team: int,
+) -> list[list[int]] | None:
+    """Largest parties first (they are the hard part to place), then by descending value, each
+    into the team with the fewest players and then the lowest total (a party counts its value
+    once per member). None when the parties cannot make ``min_team`` to ``max_team`` teams."""
+    order = sorted(chosen, key=balance.__getitem__, reverse=True)
+    if players != len(chosen):
+        order.sort(key=size.__getitem__, reverse=True)  # stable: keeps value order
+    counts = [0] * team_count
+    totals = [0.0] * team_count
+    teams: list[list[int]] = [[] for _ in range(team_count)]
+    for c in order:
+        c_size = size[c]
+        best = -1
+        for t in range(team_count):
+            if counts[t] + c_size <= max_team and (
+                best < 0
+                or counts[t] < counts[best]
+                or (counts[t] == counts[best] and totals[t] < totals[best])
+            ):
+                best = t
+        if best < 0:
+            return None
+        teams[best].append(c)
+        counts[best] += c_size
+        totals[best] += balance[c] * c_size
+    if min(counts) < min_team:
+        return None
+    return teams
 
 
 def _invalid(rules: Rules, attributes: Any) -> tuple[str | None, str]:
@@ -621,173 +691,177 @@ def _invalid(rules: Rules, attributes: Any) -> tuple[str | None, str]:
     return None, "attributes no longer fit this profile"
 
 
-def _explain(
-    rules,
-    tickets,
-    now,
-    valid,
-    used,
-    pre_explained,
-    level,
-    size,
-    skill,
-    skey,
-    lats,
-    inter_sets,
-    inter_names,
-    string_names,
-    primary,
-    lat_name,
-    md_by_step,
-    maxlat_by_step,
-    min_players_by_step,
-    team_count,
-    min_team_by_step,
-    step_times,
-    out,
-) -> None:
-    """Fill ``out`` with an Explanation per unmatched ticket; linear plus a bisect per ticket."""
-    n = len(tickets)
-    pool = [i for i in range(n) if valid[i] and not used[i]]
-    pc_name = rules.initial.player_count.name
+def _explain(pool: _Pool, limits: _Limits, used: list[bool], now: float) -> dict:
+    """An Explanation per unmatched ticket; linear, plus a bisect per ticket."""
+    tickets, step_of = pool.tickets, pool.step
+    expansion_seconds = limits.rules.expansion_seconds
+    last_step = len(expansion_seconds)
+    # Seconds to the next step = its time - the wait so far = (its time - now) + created.
+    next_at = [seconds - now for seconds in expansion_seconds]
+    out: dict[Hashable, Explanation] = {}
 
-    total_players = 0
-    per_string = [defaultdict(int) for _ in string_names]
-    by_group: dict[Any, list[int]] = defaultdict(list)
-    for i in pool:
-        s = size[i]
-        total_players += s
-        key = skey[i]
-        if len(string_names) == 1:
-            per_string[0][key] += s
-        else:
-            for k in range(len(string_names)):
-                per_string[k][key[k]] += s
-        by_group[key].append(i)
+    def explanation(i: int, rule: str | None, message: str) -> Explanation:
+        step = step_of[i]
+        next_in = None if step >= last_step else next_at[step] + tickets[i].created_at
+        return Explanation(step, rule, message[:MAX_MESSAGE], next_in)
 
-    group_players: dict[Any, int] = {}
-    windows: dict[Any, tuple[list[float], list[int]]] = {}
-    regions: dict[Any, dict[str, int]] = {}
-    values: dict[Any, list[dict[str, int]]] = {}
-    for key, members in by_group.items():
-        group_players[key] = sum(size[i] for i in members)
-        if primary:
-            members_sorted = sorted(members, key=skill.__getitem__)
-            cum = [0, *accumulate(size[i] for i in members_sorted)]
-            windows[key] = ([skill[i] for i in members_sorted], cum)
-        if lat_name:
-            counter: dict[str, int] = defaultdict(int)
-            for i in members:
-                cap = maxlat_by_step[level[i]]
-                for region, ms in lats[i].items():
-                    if ms <= cap:
-                        counter[region] += size[i]
-            regions[key] = counter
-        if inter_names:
-            per_rule = []
-            for k in range(len(inter_names)):
-                counter = defaultdict(int)
+    for i, (rule, message) in pool.pre_explained.items():
+        out[tickets[i].id] = explanation(i, rule, message)
+    leftovers = [i for i in range(len(tickets)) if pool.valid[i] and not used[i]]
+    census = _Census(pool, limits, leftovers)
+    for i in leftovers:
+        out[tickets[i].id] = explanation(i, *census.blocker(i))
+    return out
+
+
+class _Census:
+    """Who is left after matching, counted per rule: each rule on its own, per string group."""
+
+    def __init__(self, pool: _Pool, limits: _Limits, leftovers: list[int]):
+        self.pool, self.limits = pool, limits
+        size, string_key = pool.size, pool.string_key
+        names = limits.string_names
+        self.total_players = 0
+        self.per_string: list[dict[Any, int]] = [defaultdict(int) for _ in names]
+        groups: dict[Any, list[int]] = defaultdict(list)
+        for i in leftovers:
+            players = size[i]
+            self.total_players += players
+            key = string_key[i]
+            if len(names) == 1:
+                self.per_string[0][key] += players
+            else:
+                for k in range(len(names)):
+                    self.per_string[k][key[k]] += players
+            groups[key].append(i)
+        self.group_players = {key: sum(size[i] for i in m) for key, m in groups.items()}
+        # Per string group: sorted values with cumulative players (the window by bisect),
+        # players per reachable region, players per value of each intersection rule.
+        self.windows: dict[Any, tuple[list[float], list[int]]] = {}
+        self.regions: dict[Any, dict[str, int]] = {}
+        self.values: dict[Any, list[dict[str, int]]] = {}
+        for key, members in groups.items():
+            if limits.primary:
+                ordered = sorted(members, key=pool.value.__getitem__)
+                cumulative = [0, *accumulate(size[i] for i in ordered)]
+                self.windows[key] = ([pool.value[i] for i in ordered], cumulative)
+            if limits.latency_name:
+                counter: dict[str, int] = defaultdict(int)
                 for i in members:
-                    for v in inter_sets[k][i]:
-                        counter[v] += size[i]
-                per_rule.append(counter)
-            values[key] = per_rule
+                    cap = limits.max_latency[pool.step[i]]
+                    for region, ms in pool.latencies[i].items():
+                        if ms <= cap:
+                            counter[region] += size[i]
+                self.regions[key] = counter
+            if limits.intersection_names:
+                per_rule = []
+                for sets in pool.value_sets:
+                    counter = defaultdict(int)
+                    for i in members:
+                        for v in sets[i]:
+                            counter[v] += size[i]
+                    per_rule.append(counter)
+                self.values[key] = per_rule
 
-    last_step = len(step_times)
-    # Seconds until the next expansion step = its time - the wait so far = its time + created - now.
-    next_at = [t - now for t in step_times]
-
-    def next_in(i: int) -> float | None:
-        lv = level[i]
-        return None if lv >= last_step else next_at[lv] + tickets[i].created_at
-
-    for i, (rule, message) in pre_explained.items():
-        out[tickets[i].id] = Explanation(level[i], rule, message[:MAX_MESSAGE], next_in(i))
-
-    one_string = len(string_names) == 1
-    for i in pool:
-        t = tickets[i]
-        lv = level[i]
-        s = size[i]
-        min_team = min_team_by_step[lv]
+    def blocker(self, i: int) -> tuple[str | None, str]:
+        """The first rule that on its own leaves too few others for ticket ``i``, else a note
+        that no group passes every rule together."""
+        pool, limits = self.pool, self.limits
+        step = pool.step[i]
+        players = pool.size[i]
+        min_team = limits.min_team[step]
         # A party fills (part of) one team, so the other teams need players of their own.
-        needed = min_players_by_step[lv] - s
-        if needed < (team_count - 1) * min_team:
-            needed = (team_count - 1) * min_team
-        key = skey[i]
-        rule = None
-        message = None
-        found = total_players - s
-        if found < needed:
-            rule = pc_name
-            message = f"player_count({pc_name}): {_no_others(needed)} searching (found {found})"
-        if message is None and string_names:
-            for k, name in enumerate(string_names):
-                value = key if one_string else key[k]
-                found = per_string[k][value] - s
-                if found < needed:
-                    rule = name
-                    shown = _clip(repr(value), 60)
-                    message = (
-                        f"string_equality({name}): {_no_others(needed)} with {name} {shown} "
-                        f"(found {found})"
-                    )
-                    break
-            if message is None and len(string_names) > 1:
-                found = group_players[key] - s
-                if found < needed:
-                    rule = string_names[0]
-                    names = ", ".join(string_names)
-                    message = (
-                        f"string_equality({names}): {_no_others(needed)} with the same "
-                        f"{names} (found {found})"
-                    )
-        if message is None and primary:
-            vals, cum = windows[key]
-            md = md_by_step[lv]
-            v = skill[i]
-            found = cum[bisect_right(vals, v + md)] - cum[bisect_left(vals, v - md)] - s
-            if found < needed:
-                rule = primary
-                message = (
-                    f"number_difference({primary}): {_no_others(needed)} within {md:g} of "
-                    f"{v:g} (found {found})"
-                )
-        if message is None and lat_name:
-            cap = maxlat_by_step[lv]
-            counter = regions[key]
-            best_region, found = None, -1
-            for region, ms in lats[i].items():
-                if ms <= cap and counter[region] - s > found:
-                    best_region, found = region, counter[region] - s
-            if found < needed:
-                rule = lat_name
-                message = (
-                    f"latencies({lat_name}): {_no_others(needed)} within {_g(cap)} ms of a "
-                    f"region this ticket can use (found {found} in {_clip(str(best_region))})"
-                )
-        if message is None and inter_names:
-            for k, name in enumerate(inter_names):
-                counter = values[key][k]
-                found = max(counter[v] for v in inter_sets[k][i]) - s
-                if found < needed:
-                    rule = name
-                    mine = sorted(inter_sets[k][i])
-                    shown = ", ".join(_clip(v) for v in mine[:5]) + (", …" if len(mine) > 5 else "")
-                    message = (
-                        f"intersection({name}): {_no_others(needed)} sharing a value with "
-                        f"[{shown}] (found {found})"
-                    )
-                    break
-        if message is None:
-            message = (
-                f"no match yet: other players pass each rule on its own, but no group of "
-                f"{needed + s} passes them all together (latency spread, party sizes, "
-                f"or newer tickets' stricter rules)"
-            )
-        out[t.id] = Explanation(
-            lv,
-            rule,
-            message[:MAX_MESSAGE],
-            None if lv >= last_step else next_at[lv] + t.created_at,
+        needed = max(limits.min_players[step] - players, (limits.team_count - 1) * min_team)
+        key = pool.string_key[i]
+        for check in (
+            self._player_count,
+            self._strings,
+            self._window,
+            self._regions,
+            self._shared_values,
+        ):
+            found = check(i, key, step, players, needed)
+            if found is not None:
+                return found
+        return None, (
+            f"no match yet: other players pass each rule on its own, but no group of "
+            f"{needed + players} passes them all together (latency spread, party sizes, "
+            f"or newer tickets' stricter rules)"
         )
+
+    def _player_count(self, i, key, step, players, needed):
+        found = self.total_players - players
+        if found < needed:
+            name = self.limits.player_count_name
+            return name, f"player_count({name}): {_no_others(needed)} searching (found {found})"
+        return None
+
+    def _strings(self, i, key, step, players, needed):
+        names = self.limits.string_names
+        for k, name in enumerate(names):
+            value = key if len(names) == 1 else key[k]
+            found = self.per_string[k][value] - players
+            if found < needed:
+                shown = _clip(repr(value), 60)
+                return name, (
+                    f"string_equality({name}): {_no_others(needed)} with {name} {shown} "
+                    f"(found {found})"
+                )
+        if len(names) > 1:
+            found = self.group_players[key] - players
+            if found < needed:
+                joined = ", ".join(names)
+                return names[0], (
+                    f"string_equality({joined}): {_no_others(needed)} with the same "
+                    f"{joined} (found {found})"
+                )
+        return None
+
+    def _window(self, i, key, step, players, needed):
+        name = self.limits.primary
+        if not name:
+            return None
+        values, cumulative = self.windows[key]
+        window = self.limits.max_difference[step]
+        v = self.pool.value[i]
+        found = (
+            cumulative[bisect_right(values, v + window)]
+            - cumulative[bisect_left(values, v - window)]
+            - players
+        )
+        if found < needed:
+            return name, (
+                f"number_difference({name}): {_no_others(needed)} within {window:g} of "
+                f"{v:g} (found {found})"
+            )
+        return None
+
+    def _regions(self, i, key, step, players, needed):
+        name = self.limits.latency_name
+        if not name:
+            return None
+        cap = self.limits.max_latency[step]
+        counter = self.regions[key]
+        best_region, found = None, -1
+        for region, ms in self.pool.latencies[i].items():
+            if ms <= cap and counter[region] - players > found:
+                best_region, found = region, counter[region] - players
+        if found < needed:
+            return name, (
+                f"latencies({name}): {_no_others(needed)} within {_g(cap)} ms of a "
+                f"region this ticket can use (found {found} in {_clip(str(best_region))})"
+            )
+        return None
+
+    def _shared_values(self, i, key, step, players, needed):
+        for k, name in enumerate(self.limits.intersection_names):
+            mine = self.pool.value_sets[k][i]
+            found = max(self.values[key][k][v] for v in mine) - players
+            if found < needed:
+                listed = sorted(mine)
+                shown = ", ".join(_clip(v) for v in listed[:5]) + (", …" if len(listed) > 5 else "")
+                return name, (
+                    f"intersection({name}): {_no_others(needed)} sharing a value with "
+                    f"[{shown}] (found {found})"
+                )
+        return None

@@ -55,7 +55,7 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PLAYER_COUNT = "player_count"
@@ -201,19 +201,26 @@ class Rules:
     """A profile's parsed rules: ``steps[0]`` is ``initial``, ``steps[k]`` the k-th expansion."""
 
     steps: tuple[RuleSet, ...]
+    # When each expansion applies, computed once: the matcher asks `step_at` for every ticket.
+    expansion_seconds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "expansion_seconds", tuple(step.after_seconds for step in self.steps[1:])
+        )
 
     @property
     def initial(self) -> RuleSet:
         return self.steps[0]
 
     @property
+    def last_step(self) -> int:
+        return len(self.steps) - 1
+
+    @property
     def rated(self) -> dict[str, str]:
         """Attribute name -> leaderboard, for numbers the server takes from ratings."""
         return {r.name: r.rating for r in self.initial.of_type(NUMBER_DIFFERENCE) if r.rating}
-
-    @property
-    def expansion_seconds(self) -> tuple[float, ...]:
-        return tuple(step.after_seconds for step in self.steps[1:])
 
     def step_at(self, wait_seconds: float) -> int:
         """The expansion step of a ticket that has waited ``wait_seconds``."""
