@@ -271,7 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to get Valid (10)")
     args = parser.parse_args(argv)
 
-    with _peer(parser, args) as peer:
+    manual = (args.relay_ip, args.port, args.session_token, args.user_token, args.role)
+    if not args.assignment and None in manual:
+        parser.error(
+            "give --assignment, or all of --relay-ip --port --session-token --user-token --role"
+        )
+    try:
+        peer = _peer(args)
+    except UsageError as exc:
+        # One line a player can act on, not a traceback; 2 like any other usage error.
+        print(f"play: {exc}", file=sys.stderr)
+        return 2
+    with peer:
         try:
             peer.connect_until_valid(timeout=args.timeout)
             ip, port = peer.relay_address
@@ -290,16 +301,42 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
 
-def _peer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RelayPeer:
-    manual = (args.relay_ip, args.port, args.session_token, args.user_token, args.role)
-    if not args.assignment and None in manual:
-        parser.error(
-            "give --assignment, or all of --relay-ip --port --session-token --user-token --role"
+class UsageError(Exception):
+    """What is wrong with the command line or the assignment file, in one sentence."""
+
+
+def load_assignment(path: str) -> dict:
+    """The assignment in the JSON file at `path`: the assignment itself, or the whole
+    `relay.assignment` event holding it (its `data`), as a player may save either."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text file: a relay assignment is JSON") from None
+    try:
+        assignment = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if isinstance(assignment, dict) and "relay" not in assignment:
+        assignment = assignment.get("data", assignment)  # the event, not its data
+    if not isinstance(assignment, dict) or not isinstance(assignment.get("relay"), dict):
+        raise UsageError(
+            f'{path} is not a relay assignment: expected a JSON object with "relay", "role" and '
+            'the two authorization tokens (the room page\'s "Copy everything as JSON")'
         )
+    return assignment
+
+
+def _peer(args: argparse.Namespace) -> RelayPeer:
+    """The peer the command line (or its assignment file) describes; UsageError if unusable."""
+    source = args.assignment or "the command line"
     try:
         if args.assignment:
-            with open(args.assignment) as file:
-                return RelayPeer.from_assignment(json.load(file))
+            return RelayPeer.from_assignment(load_assignment(args.assignment))
         return RelayPeer(
             args.relay_ip,
             args.port,
@@ -307,9 +344,14 @@ def _peer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RelayPee
             user_token=args.user_token,
             role=args.role,
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        # ProtocolError is a ValueError: a token outside the unsigned 32-bit range lands here.
-        parser.error(f"unusable relay assignment: {exc!r}")
+    except KeyError as exc:
+        raise UsageError(f"{source}: the relay assignment has no {exc.args[0]!r}") from None
+    except socket.gaierror as exc:
+        raise UsageError(f"{source}: the relay address is unusable ({exc.strerror})") from None
+    except (OSError, ValueError, TypeError, OverflowError) as exc:
+        # ProtocolError is a ValueError: a token outside the unsigned 32-bit range lands here;
+        # OverflowError: a port outside 0-65535.
+        raise UsageError(f"{source}: {exc}") from None
 
 
 if __name__ == "__main__":

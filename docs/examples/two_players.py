@@ -13,6 +13,8 @@ What a game client does, in one script (docs/api.md walks through it):
 6. the host ends the lobby, which deletes the relay session.
 
 In a real game each player is its own process on its own machine; here they are two threads.
+Both ways of following the stream survive a restart of the service: the socket reconnects (and
+the long-poll retries) with `after=` the last event handled, so nothing is lost or seen twice.
 
     make run                                            # in another terminal
     .venv/bin/python docs/examples/two_players.py       # polling
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 import requests
+from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.sync.client import connect as websocket_connect
 
 # relays.play, the reference relay client, lives in this repository (a game ships its own port of
@@ -44,6 +47,12 @@ from relays.play import RelayPeer
 HTTP_TIMEOUT = 10  # seconds, for every ordinary request
 LONG_POLL = 25  # seconds a long-poll may wait for an event (the server allows up to 30)
 SOCKET_CHECK = 20  # seconds of socket silence after which the REST stream is read anyway
+RETRY_FIRST, RETRY_MOST = 0.5, 5.0  # seconds between reconnects: doubling from the first
+UNAVAILABLE = {502, 503, 504}  # a proxy or the service saying "not now": try again
+
+
+class Unreachable(Exception):
+    """The lobby service did not answer (down, restarting, wrong address): worth a retry."""
 
 
 class LobbyError(Exception):
@@ -70,14 +79,30 @@ class Player:
 
     def _call(self, method: str, path: str, body: dict | None = None, **kwargs) -> dict | None:
         kwargs.setdefault("timeout", HTTP_TIMEOUT)
-        response = self.http.request(method, self.base_url + path, json=body, **kwargs)
+        response = self._request(method, path, body, **kwargs)
         if response.status_code == 429:  # throttled: wait as told, then try once more
             time.sleep(float(response.json()["error"]["retry_after"]))
-            response = self.http.request(method, self.base_url + path, json=body, **kwargs)
+            response = self._request(method, path, body, **kwargs)
+        if response.status_code in UNAVAILABLE:
+            raise Unreachable(f"{self.base_url} answered {response.status_code}")
+        try:
+            answer = response.json() if response.content else None
+        except ValueError:  # an HTML page: some other web server
+            raise LobbyError(
+                response.status_code, "not_a_lobby_service", f"{self.base_url} is not one"
+            ) from None
         if response.status_code >= 400:
-            error = response.json()["error"]
+            error = answer["error"]
             raise LobbyError(response.status_code, error["code"], error["message"])
-        return response.json() if response.content else None
+        return answer
+
+    def _request(self, method, path, body, **kwargs) -> requests.Response:
+        try:
+            return self.http.request(method, self.base_url + path, json=body, **kwargs)
+        except requests.Timeout:
+            raise Unreachable(f"{self.base_url} did not answer in time") from None
+        except requests.ConnectionError:
+            raise Unreachable(f"nothing answers at {self.base_url}") from None
 
     # --- lobby calls --------------------------------------------------------------------------
 
@@ -99,15 +124,22 @@ class Player:
     # --- the event stream ---------------------------------------------------------------------
 
     def events_by_polling(self, deadline: float):
-        """Yield this player's events, long-polling until `deadline`."""
+        """Yield this player's events, long-polling until `deadline`. A service that stops
+        answering (a restart) is asked again, `after` the last event handled, until it answers."""
+        retry = RETRY_FIRST
         while time.monotonic() < deadline:
             wait = max(1, min(LONG_POLL, int(deadline - time.monotonic())))
-            page = self._call(
-                "GET",
-                "/api/v1/players/me/events",
-                params={"after": self.last_seq, "wait": wait},
-                timeout=wait + HTTP_TIMEOUT,
-            )
+            try:
+                page = self._call(
+                    "GET",
+                    "/api/v1/players/me/events",
+                    params={"after": self.last_seq, "wait": wait},
+                    timeout=wait + HTTP_TIMEOUT,
+                )
+            except Unreachable as exc:
+                retry = self._pause(f"events: {exc}", retry, deadline)
+                continue
+            retry = RETRY_FIRST
             for event in page["events"]:
                 self.last_seq = event["seq"]
                 yield event
@@ -120,9 +152,29 @@ class Player:
         still go missing on the server's side: a `seq` that skips ahead is filled from the REST
         stream first, and a socket quiet for SOCKET_CHECK seconds is checked against it too.
         """
+        retry = RETRY_FIRST
+        while time.monotonic() < deadline:
+            try:
+                # closing: a caller that stops reading also closes the socket.
+                with contextlib.closing(self._socket_events(deadline)) as events:
+                    for event in events:
+                        retry = RETRY_FIRST  # it is serving again
+                        yield event
+                return  # the deadline
+            except (OSError, WebSocketException, Unreachable) as exc:
+                # The socket dropped (a deploy, a restart, the network) or cannot open yet: open
+                # a new one `after` the last event handled, which replays the rest.
+                if isinstance(exc, InvalidHandshake) and not _retryable_handshake(exc):
+                    raise  # refused for good (403: a bad token): retrying will not help
+                retry = self._pause(f"socket: {exc or type(exc).__name__}", retry, deadline)
+
+    def _socket_events(self, deadline: float):
+        """One socket's events, from its opening (with `after`) until it closes or `deadline`."""
         url = self.base_url.replace("http", "ws", 1) + f"/ws/v1/events?after={self.last_seq}"
         headers = {"Authorization": f"Token {self.token}"}
-        with websocket_connect(url, additional_headers=headers) as socket:
+        with websocket_connect(
+            url, additional_headers=headers, open_timeout=HTTP_TIMEOUT
+        ) as socket:
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     event = json.loads(socket.recv(timeout=min(left, SOCKET_CHECK)))
@@ -135,6 +187,12 @@ class Player:
                     yield from self._events_from_rest(up_to=event["seq"])
                 self.last_seq = event["seq"]
                 yield event
+
+    def _pause(self, why: str, retry: float, deadline: float) -> float:
+        """Wait `retry` seconds (not past `deadline`) before trying again; the next wait."""
+        print(f"{self.name}: {why}; again in {retry:g} s", file=sys.stderr)
+        time.sleep(max(0.0, min(retry, deadline - time.monotonic())))
+        return min(retry * 2, RETRY_MOST)
 
     def _events_from_rest(self, up_to: int | None):
         """The events after `last_seq` (and before `up_to`) from `GET /players/me/events`."""
@@ -196,6 +254,12 @@ def client_side(assignment: dict, results: dict, name: str) -> None:
                 return
 
 
+def _retryable_handshake(exc: InvalidHandshake) -> bool:
+    """A handshake the server may accept later: an unavailable answer, or no HTTP answer."""
+    response = getattr(exc, "response", None)
+    return response is None or response.status_code in UNAVAILABLE
+
+
 def player_thread(player: Player, lobby_id: str, via: str, results: dict) -> None:
     try:
         assignment = player.wait_for_assignment(lobby_id, via)
@@ -216,9 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--via", choices=["poll", "websocket"], default="poll")
     args = parser.parse_args(argv)
+    if not args.url.startswith(("http://", "https://")):
+        print(f"two_players: --url must start with http(s)://: {args.url!r}", file=sys.stderr)
+        return 2
+    try:
+        return play(args.url, args.via)
+    except (Unreachable, LobbyError) as exc:
+        # Said in one line, where the user looks last, rather than as a traceback.
+        hint = " (is it running? `make run`, or give --url)" if isinstance(exc, Unreachable) else ""
+        print(f"two_players: {exc}{hint}", file=sys.stderr)
+        return 2
 
-    host = Player(args.url, "Host Hana")
-    guest = Player(args.url, "Guest Gus")
+
+def play(url: str, via: str) -> int:
+    """The whole match: 0 when both sides heard each other through the relay."""
+    host = Player(url, "Host Hana")
+    guest = Player(url, "Guest Gus")
 
     lobby = host.create_lobby(name="Two players", max_players=2, visibility="private")
     lobby_id = lobby["id"]
@@ -231,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {}
     threads = [
-        threading.Thread(target=player_thread, args=(player, lobby_id, args.via, results))
+        threading.Thread(target=player_thread, args=(player, lobby_id, via, results))
         for player in (host, guest)
     ]
     try:
