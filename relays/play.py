@@ -280,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         peer = _peer(args)
     except UsageError as exc:
         # One line a player can act on, not a traceback; 2 like any other usage error.
-        print(f"play: {exc}", file=sys.stderr)
-        return 2
+        print(f"play: unusable relay assignment: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     with peer:
         try:
             peer.connect_until_valid(timeout=args.timeout)

@@ -87,7 +87,8 @@ def test_play_given_a_wrong_file_says_what_is_wrong_in_one_line(tmp_path, conten
     elif content is not None:
         path.write_text(content)
     line = _one_clear_line(_run("-m", "relays.play", "--assignment", str(path), "--timeout", "1"))
-    assert line.startswith("play: ") and says.format(path=path) in line, line
+    assert line.startswith("play: unusable relay assignment: "), line
+    assert says.format(path=path) in line, line
 
 
 class Web:
