@@ -9,6 +9,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from config.audit import operator_action
 from lobby import services
@@ -245,3 +247,27 @@ class PlayerAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+
+# --- Players' API tokens -------------------------------------------------------------------------
+# A token is a player's only credential: staff may see who has one and revoke it (delete), never
+# read it. DRF's own token admin lists every key in full, and its objects' names (page titles,
+# the admin's change history) are the key itself.
+admin.site.unregister(TokenProxy)
+TokenProxy.__str__ = lambda token: f"API token of {token.user}"
+
+
+@admin.register(TokenProxy)
+class MaskedTokenAdmin(TokenAdmin):
+    list_display = ("masked_key", "user", "created")
+    fields = ("user", "masked_key", "created")
+    readonly_fields = ("masked_key", "created")
+
+    @admin.display(description="key")
+    def masked_key(self, token):
+        return mask_key(token.key)
+
+
+def mask_key(key: str) -> str:
+    """Enough to tell two tokens apart in a support conversation, too little to use one."""
+    return f"{key[:4]}…" if key else ""
