@@ -42,7 +42,7 @@ if not __package__:  # run as a file: the script's folder would shadow the match
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     sys.path.insert(0, str(_here.parent))
 
-from matchmaking.matcher import Ticket, form_matches
+from matchmaking.matcher import RATED_KEY, Ticket, form_matches, match_quality
 from matchmaking.rules import parse_rules
 
 REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "asia-east", "sa-east"]
@@ -90,6 +90,44 @@ PROFILES = {
             "maps": {"type": "intersection", "attributes": {"overlap": 1}},
         },
         "expansions": {"60": {"match_size": {"attributes": {"min_team_size": 3}}}},
+    },
+}
+
+# Rated queues (issue 14): the number comes from a rating, each ticket carries its sigma.
+RATED = {
+    "rated-1v1": {
+        "initial": {
+            "match_size": {
+                "type": "player_count",
+                "attributes": {"team_count": 2, "min_team_size": 1, "max_team_size": 1},
+            },
+            "skill": {
+                "type": "number_difference",
+                "rating": "bench-1v1",
+                "attributes": {"max_difference": 50},
+            },
+        },
+        "expansions": {
+            "20": {"skill": {"attributes": {"max_difference": 150}}},
+            "60": {"skill": {"attributes": {"max_difference": 400}}},
+        },
+    },
+    "rated-2v2": {
+        "initial": {
+            "match_size": {
+                "type": "player_count",
+                "attributes": {"team_count": 2, "min_team_size": 2, "max_team_size": 2},
+            },
+            "skill": {
+                "type": "number_difference",
+                "rating": "bench-2v2",
+                "attributes": {"max_difference": 100},
+            },
+        },
+        "expansions": {
+            "20": {"skill": {"attributes": {"max_difference": 250}}},
+            "60": {"skill": {"attributes": {"max_difference": 500}}},
+        },
     },
 }
 
@@ -163,6 +201,61 @@ def load_baseline(rev: str) -> types.ModuleType:
     return module
 
 
+def make_rated_tickets(profile: str, count: int, seed: int) -> list[Ticket]:
+    """Rated tickets: players mu ~ N(1500, 300), sigma ~ U(50, 350); in rated-2v2 a quarter of
+    the tickets are 2-player parties (mean mu, root-mean-square sigma, as the server merges
+    them). Aged 0-120 s."""
+    rng = random.Random(f"{seed}-{profile}")
+    tickets = []
+    for i in range(count):
+        players = 2 if profile == "rated-2v2" and rng.random() < 0.25 else 1
+        mus = [rng.gauss(1500, 300) for _ in range(players)]
+        sigmas = [rng.uniform(50, 350) for _ in range(players)]
+        mu = sum(mus) / players
+        sigma = (sum(s * s for s in sigmas) / players) ** 0.5
+        tickets.append(
+            Ticket(
+                id=f"{profile}-{i}",
+                players=tuple(f"{profile}-{i}-p{k}" for k in range(players)),
+                attributes={"skill": mu, RATED_KEY: {"skill": {"mu": mu, "sigma": sigma}}},
+                created_at=NOW - rng.uniform(0, 120),
+            )
+        )
+    return tickets
+
+
+def qualities(result, tickets: list[Ticket]) -> list[float]:
+    """Each match's predicted quality, computed here from the tickets (so a matcher that does
+    not know sigma, like --baseline, is judged the same way)."""
+    by_id = {t.id: t for t in tickets}
+
+    def sums(team):
+        mu = var = 0.0
+        players = 0
+        for tid in team:
+            t = by_id[tid]
+            n = len(t.players)
+            rated = t.attributes[RATED_KEY]["skill"]
+            mu += rated["mu"] * n
+            var += rated["sigma"] ** 2 * n
+            players += n
+        return mu, var, players
+
+    return [match_quality([sums(team) for team in m.teams]) for m in result.matches]
+
+
+def _quality_row(label: str, tickets: list[Ticket], timing: tuple) -> str:
+    best, median, result, _ = timing
+    q = sorted(qualities(result, tickets))
+    mean = statistics.fmean(q) if q else 0.0
+    p5 = q[int(0.05 * (len(q) - 1))] if q else 0.0
+    matched = result.matched_ticket_count / len(tickets)
+    return (
+        f"| {label:<9} | {len(tickets):>7,} | {best * 1000:>9.1f} | {median * 1000:>9.1f} | "
+        f"{matched:>7.1%} | {mean:.3f} | {p5:.3f} |"
+    )
+
+
 def _time(fn, runs: int, baseline=None) -> tuple[float, float, object, list[float]]:
     """Best and median of ``runs`` calls of ``fn``; with ``baseline``, each run of ``fn`` is
     followed by one of ``baseline`` (interleaved, so both see the same machine load), whose
@@ -202,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="repetitions per figure")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument(
+        "--only-rated", action="store_true", help="only the rated queues' quality table"
+    )
+    parser.add_argument(
         "--no-single", action="store_true", help="skip each profile alone at the largest size"
     )
     parser.add_argument(
@@ -227,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print(rule)
 
-    for size in args.sizes:
+    for size in [] if args.only_rated else args.sizes:
         share = [size // 3 + (1 if k < size % 3 else 0) for k in range(3)]
         queues = {
             name: make_tickets(name, count, args.seed)
@@ -242,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(_row("mixed", size, timing, timing[2]), flush=True)
 
-    if not args.no_single:
+    if not (args.no_single or args.only_rated):
         size = max(args.sizes)
         for name in [*PROFILES, *STRESS]:
             tickets = make_tickets(name, size, args.seed)
@@ -253,6 +349,21 @@ def main(argv: list[str] | None = None) -> None:
                 base and (lambda t=tickets, r=profile_rules: base.form_matches(t, r, NOW)),
             )
             print(_row(name, size, timing, [timing[2]]), flush=True)
+
+    print()
+    print("| rated     | tickets |   best ms | median ms | matched | mean q | p5 q  |")
+    print("|-----------|--------:|----------:|----------:|--------:|-------:|------:|")
+    for name, data in RATED.items():
+        rated_rules = parse_rules(data)
+        for size in args.sizes:
+            tickets = make_rated_tickets(name, size, args.seed)
+            timing = _time(lambda t=tickets, r=rated_rules: form_matches(t, r, NOW), args.runs)
+            print(_quality_row(name, tickets, timing), flush=True)
+            if base:
+                timing = _time(
+                    lambda t=tickets, r=rated_rules: base.form_matches(t, r, NOW), args.runs
+                )
+                print(_quality_row("  baseline", tickets, timing), flush=True)
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

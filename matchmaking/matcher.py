@@ -52,6 +52,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
+from heapq import heappop, heappush
 from itertools import accumulate
 from typing import Any, NamedTuple
 
@@ -65,8 +66,18 @@ from matchmaking.rules import (
     parse_rules,
     validate_attributes,
 )
+from ratings.skill import BETA, SIGMA
 
 INF = math.inf
+RATED_KEY = "$rated"  # where a rated ticket carries the mu and sigma its number came from
+# Rated queues, among candidates inside the window: how many of the nearest a pick weighs, and
+# how much one point of sigma difference counts against one point of mu difference.
+SIMILAR_LOOKAHEAD = 5
+SIGMA_WEIGHT = 1.0
+# The sigma a very uncertain anchor looks for: pairing two of them (a new player is sigma 500)
+# predicts a poor match for both, so one less sure than the game is random (beta) seeks
+# partners about that sure instead.
+SIGMA_KNEE = BETA
 
 
 class Ticket(NamedTuple):
@@ -92,6 +103,8 @@ class Match(NamedTuple):
     host_ticket: Hashable
     host_player: Hashable
     step: int  # the expansion step whose rules the match satisfies (its tickets' lowest)
+    # Predicted match quality (`match_quality`) in a rated queue with two or more teams; else None.
+    quality: float | None = None
 
     @property
     def ticket_ids(self) -> tuple[Hashable, ...]:
@@ -111,6 +124,8 @@ class Explanation(NamedTuple):
     rule: str | None
     message: str
     next_step_in: float | None
+    # In a rated queue: the predicted quality against the nearest player still searching.
+    quality: float | None = None
 
 
 class MatchResult(NamedTuple):
@@ -136,6 +151,32 @@ def _clip(text: str, limit: int = 40) -> str:
 
 def _no_others(n: int) -> str:
     return "no other player" if n == 1 else f"no {n} other players"
+
+
+def match_quality(teams: list[tuple[float, float, int]], beta: float = BETA) -> float:
+    """Predicted match quality, TrueSkill's: 1 for equal teams of certain players, lower the
+    further apart the teams' summed mu and the larger their summed sigma squared.
+
+    ``teams`` holds (sum of mu, sum of sigma squared, players) per team. For two teams of n
+    players in all, with c^2 = n beta^2 + the sigma squares of every player:
+    ``sqrt(n beta^2 / c^2) * exp(-(mu_A - mu_B)^2 / (2 c^2))``; with more teams, the mean over
+    pairs of teams. It is the model's draw probability relative to that of two equal, certain
+    sides (in the limit of a small draw margin), so it reads on the same scale whatever the team
+    size. See docs/matchmaking.md.
+    """
+    beta_sq = beta * beta
+    total = 0.0
+    pairs = 0
+    for a in range(len(teams)):
+        mu_a, var_a, n_a = teams[a]
+        for b in range(a + 1, len(teams)):
+            mu_b, var_b, n_b = teams[b]
+            spread = (n_a + n_b) * beta_sq
+            c_sq = spread + var_a + var_b
+            diff = mu_a - mu_b
+            total += math.sqrt(spread / c_sq) * math.exp(-diff * diff / (2.0 * c_sq))
+            pairs += 1
+    return total / pairs if pairs else 1.0
 
 
 def form_matches(
@@ -203,6 +244,8 @@ class _Limits:
         # The first number rule orders each bucket and balances teams; the others are checked.
         self.primary = numbers[0] if numbers else None
         self.extra_numbers = numbers[1:]
+        # A primary number taken from a rating brings its sigma: pairing and balance use both.
+        self.rated = bool(self.primary) and self.primary in rules.rated
 
         def by_step(name: str | None, field: str) -> list[float]:
             if name is None:
@@ -241,6 +284,8 @@ class _Pool:
         self.pre_explained: dict[int, tuple[str | None, str]] = {}
         self.home_region: list[str | None] = [None] * n  # best region, with a latencies rule
         self.home_value: list[str | None] = [None] * n  # most popular value, with intersection
+        # Rated: each ticket's sigma (a party's root-mean-square; a new player's when absent).
+        self.sigma = [SIGMA] * n if limits.rated else None
         for i, ticket in enumerate(tickets):
             self._prepare(i, ticket, rules, now)
         if limits.intersection_names:
@@ -268,6 +313,10 @@ class _Pool:
                 number = attributes[limits.primary]
                 self.value[i] = number + 0.0
                 self.balance[i] = number
+                if limits.rated:
+                    rated = attributes.get(RATED_KEY)
+                    if rated and limits.primary in rated:
+                        self.sigma[i] = rated[limits.primary]["sigma"] + 0.0
             else:
                 self.value[i] = created
             self.string_key[i] = _string_key(attributes, limits.string_names)
@@ -475,42 +524,84 @@ class _Grower:
             extra_values, extra_max = pool.extra_values, limits.extra_max_difference
             extra_lo = [extra_values[k][anchor] for k in range(n_extra)]
             extra_hi = list(extra_lo)
+        sigma = pool.sigma
+        if sigma is not None:
+            anchor_sigma = min(sigma[anchor], SIGMA_KNEE)
+            weighed: list[tuple[float, int]] = []  # heap of (cost, position)
         examined = 0
         while players < max_players and examined < scan_limit:
-            if left_pos >= 0:
-                if right_pos < end:
-                    to_left = anchor_value - values[left_pos]
-                    to_right = values[right_pos] - anchor_value
-                    go_left = to_left < to_right or (
-                        to_left == to_right
-                        and created[order[left_pos]] <= created[order[right_pos]]
-                    )
+            if sigma is None:
+                if left_pos >= 0:
+                    if right_pos < end:
+                        to_left = anchor_value - values[left_pos]
+                        to_right = values[right_pos] - anchor_value
+                        go_left = to_left < to_right or (
+                            to_left == to_right
+                            and created[order[left_pos]] <= created[order[right_pos]]
+                        )
+                    else:
+                        go_left = True
+                elif right_pos < end:
+                    go_left = False
                 else:
-                    go_left = True
-            elif right_pos < end:
-                go_left = False
+                    break
+                q = left_pos if go_left else right_pos
+                if go_left:
+                    left_pos = left[left_pos]
+                else:
+                    right_pos = right[right_pos]
+                c = order[q]
+                if used[c]:
+                    links.unlink(q)  # taken by another bucket in the second pass: for good
+                    continue
             else:
-                break
-            q = left_pos if go_left else right_pos
-            if go_left:
-                left_pos = left[left_pos]
-            else:
-                right_pos = right[right_pos]
-            c = order[q]
-            if used[c]:
-                links.unlink(q)  # taken by another bucket in the second pass: for good
-                continue
+                # Rated: walk outwards, nearest value first, weighing each ticket by its value
+                # distance plus its sigma's distance from the anchor's; take the cheapest once
+                # no nearer ticket could beat it (a value distance is a lower bound of a cost)
+                # or SIMILAR_LOOKAHEAD are weighed. So among equally close candidates, the one
+                # of similar uncertainty wins; a far one never beats a near one by much.
+                while True:
+                    if left_pos >= 0 and anchor_value - values[left_pos] > window:
+                        left_pos = -1  # further still on this side: outside the window
+                    if right_pos < end and values[right_pos] - anchor_value > window:
+                        right_pos = end
+                    if left_pos >= 0:
+                        to_left = anchor_value - values[left_pos]
+                        go_left = right_pos >= end or to_left <= values[right_pos] - anchor_value
+                    elif right_pos < end:
+                        go_left = False
+                    else:
+                        break
+                    q = left_pos if go_left else right_pos
+                    distance = anchor_value - values[q] if go_left else values[q] - anchor_value
+                    if weighed and (len(weighed) >= SIMILAR_LOOKAHEAD or distance >= weighed[0][0]):
+                        break
+                    if go_left:
+                        left_pos = left[left_pos]
+                    else:
+                        right_pos = right[right_pos]
+                    c = order[q]
+                    if used[c]:
+                        links.unlink(q)
+                        continue
+                    cost = distance + SIGMA_WEIGHT * abs(sigma[c] - anchor_sigma)
+                    heappush(weighed, (cost, q))  # equal costs: the lower value first
+                if not weighed:
+                    break
+                q = heappop(weighed)[1]
+                c = order[q]
             examined += 1
             value = values[q]
             new_lo = value if value < lo else lo
             new_hi = value if value > hi else hi
             spread = new_hi - new_lo
             if spread > window:
-                # Every further ticket this side is further away still: close the side.
-                if go_left:
-                    left_pos = -1
-                else:
-                    right_pos = end
+                if sigma is None:
+                    # Every further ticket this side is further away still: close the side.
+                    if go_left:
+                        left_pos = -1
+                    else:
+                        right_pos = end
                 continue
             c_step = step_of[c]
             new_step = c_step if c_step < step else step
@@ -566,6 +657,10 @@ class _Grower:
             return [chosen]  # the caller checked min_players and max_players
         if players == team_count and len(chosen) == players:
             return [[c] for c in chosen]  # one solo per team (1v1, free-for-all teams of one)
+        if team_count == 2 and self.pool.sigma is not None and len(chosen) <= MAX_SPLIT_GROUPS:
+            return _balance_by_quality(
+                chosen, self.pool, limits.max_team, limits.min_team[step], BETA
+            )
         return _balance_greedy(
             chosen,
             players,
@@ -598,6 +693,9 @@ class _Grower:
             ids.append(tuple([tickets[c].id for c in team]))
             players.append(tuple([p for c in team for p in tickets[c].players]))
         host_players = tickets[host].players
+        quality = None
+        if pool.sigma is not None and len(teams) > 1:
+            quality = match_quality([_team_sums(team, pool) for team in teams])
         self.matches.append(
             Match(
                 tuple(ids),
@@ -606,6 +704,7 @@ class _Grower:
                 tickets[host].id,
                 host_players[0] if host_players else None,
                 step,
+                quality,
             )
         )
 
@@ -637,6 +736,62 @@ def _extra_numbers_fit(c, extra_values, extra_lo, extra_hi, extra_max, step) -> 
         if hi - lo > extra_max[k][step]:
             return False
     return True
+
+
+MAX_SPLIT_GROUPS = 12  # two teams from up to 12 groups: at most 2048 splits are tried
+
+
+def _team_sums(team: list[int], pool: _Pool) -> tuple[float, float, int]:
+    """A team as the rating model sees it: summed mu, summed sigma squared, players. A party's
+    ticket carries its mean mu and root-mean-square sigma, so it counts both once per member."""
+    value, sigma, size = pool.value, pool.sigma, pool.size
+    mu = var = 0.0
+    players = 0
+    for c in team:
+        n = size[c]
+        mu += value[c] * n
+        var += sigma[c] * sigma[c] * n
+        players += n
+    return mu, var, players
+
+
+def _balance_by_quality(
+    chosen: list[int], pool: _Pool, max_team: int, min_team: int, beta: float
+) -> list[list[int]] | None:
+    """The two teams the rating model predicts closest: every split of the groups that fits
+    the team sizes is tried, and the highest `match_quality` wins (ties: the first found, with
+    the anchor's group in the first team). None when no split fits."""
+    value, sigma, size = pool.value, pool.sigma, pool.size
+    n = len(chosen)
+    mus = [value[c] * size[c] for c in chosen]
+    variances = [sigma[c] * sigma[c] * size[c] for c in chosen]
+    sizes = [size[c] for c in chosen]
+    total_mu, total_var, total_players = sum(mus), sum(variances), sum(sizes)
+    best_mask, best_quality = -1, -1.0
+    # The first group always goes to the first team: a split and its mirror are the same match.
+    for rest in range(1 << (n - 1)):
+        mask = (rest << 1) | 1
+        mu_a = var_a = 0.0
+        players_a = 0
+        for k in range(n):
+            if mask >> k & 1:
+                mu_a += mus[k]
+                var_a += variances[k]
+                players_a += sizes[k]
+        players_b = total_players - players_a
+        if not (min_team <= players_a <= max_team and min_team <= players_b <= max_team):
+            continue
+        quality = match_quality(
+            [(mu_a, var_a, players_a), (total_mu - mu_a, total_var - var_a, players_b)], beta
+        )
+        if quality > best_quality:
+            best_mask, best_quality = mask, quality
+    if best_mask < 0:
+        return None
+    return [
+        [c for k, c in enumerate(chosen) if best_mask >> k & 1],
+        [c for k, c in enumerate(chosen) if not best_mask >> k & 1],
+    ]
 
 
 def _balance_greedy(
@@ -710,7 +865,11 @@ def _explain(pool: _Pool, limits: _Limits, used: list[bool], now: float) -> dict
     leftovers = [i for i in range(len(tickets)) if pool.valid[i] and not used[i]]
     census = _Census(pool, limits, leftovers)
     for i in leftovers:
-        out[tickets[i].id] = explanation(i, *census.blocker(i))
+        rule, message = census.blocker(i)
+        quality = census.nearest_quality(i) if pool.sigma is not None else None
+        if quality is not None:
+            message = f"{message}; nearest player: predicted quality {quality:.2f}"
+        out[tickets[i].id] = explanation(i, rule, message)._replace(quality=quality)
     return out
 
 
@@ -738,6 +897,7 @@ class _Census:
         # Per string group: sorted values with cumulative players (the window by bisect),
         # players per reachable region, players per value of each intersection rule.
         self.windows: dict[Any, tuple[list[float], list[int]]] = {}
+        self.ordered: dict[Any, list[int]] = {}  # rated: each group's tickets in value order
         self.regions: dict[Any, dict[str, int]] = {}
         self.values: dict[Any, list[dict[str, int]]] = {}
         for key, members in groups.items():
@@ -745,6 +905,8 @@ class _Census:
                 ordered = sorted(members, key=pool.value.__getitem__)
                 cumulative = [0, *accumulate(size[i] for i in ordered)]
                 self.windows[key] = ([pool.value[i] for i in ordered], cumulative)
+                if pool.sigma is not None:
+                    self.ordered[key] = ordered
             if limits.latency_name:
                 counter: dict[str, int] = defaultdict(int)
                 for i in members:
@@ -787,6 +949,30 @@ class _Census:
             f"no match yet: other players pass each rule on its own, but no group of "
             f"{needed + players} passes them all together (latency spread, party sizes, "
             f"or newer tickets' stricter rules)"
+        )
+
+    def nearest_quality(self, i: int) -> float | None:
+        """Predicted quality of ticket ``i``'s player against the nearest in value of those
+        still searching with the same strings (player against player: a hint of what waiting
+        longer would bring, not a team's figure)."""
+        key = self.pool.string_key[i]
+        values, _ = self.windows[key]
+        ordered = self.ordered[key]
+        v = self.pool.value[i]
+        p = bisect_left(values, v)
+        nearest, distance = -1, INF
+        for q in range(max(0, p - 2), min(len(ordered), p + 3)):
+            j = ordered[q]
+            if j != i and abs(values[q] - v) < distance:
+                nearest, distance = j, abs(values[q] - v)
+        if nearest < 0:
+            return None
+        sigma = self.pool.sigma
+        return match_quality(
+            [
+                (v, sigma[i] * sigma[i], 1),
+                (self.pool.value[nearest], sigma[nearest] * sigma[nearest], 1),
+            ]
         )
 
     def _player_count(self, i, key, step, players, needed):

@@ -55,7 +55,8 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from typing import Any
 
 PLAYER_COUNT = "player_count"
@@ -202,7 +203,7 @@ class Rules:
 
     steps: tuple[RuleSet, ...]
     # When each expansion applies, computed once: the matcher asks `step_at` for every ticket.
-    expansion_seconds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    expansion_seconds: tuple[float, ...] = dataclass_field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -1,3 +1,5 @@
+import itertools
+import math
 import os
 import random
 import subprocess
@@ -5,8 +7,9 @@ import sys
 
 import pytest
 
-from matchmaking.matcher import Ticket, form_matches
+from matchmaking.matcher import RATED_KEY, Ticket, form_matches, match_quality
 from matchmaking.rules import EXAMPLE_RULES, parse_rules
+from ratings import skill
 
 NOW = 100_000.0
 
@@ -590,3 +593,179 @@ def test_a_party_that_fills_a_match_on_its_own_needs_nobody_else():
 
     assert [m.team_players for m in result.matches] == [(("a", "b", "c"),)]
     assert list(result.unmatched) == ["far"]
+
+
+# -- rated queues: sigma in pairing, balance and explanations (issue 14) -------------------------
+
+RATED_DUEL = {
+    "initial": {
+        "match_size": {
+            "type": "player_count",
+            "attributes": {"team_count": 2, "min_team_size": 1, "max_team_size": 1},
+        },
+        "skill": {
+            "type": "number_difference",
+            "rating": "duel",
+            "attributes": {"max_difference": 100},
+        },
+    }
+}
+
+
+def rated_profile(team_count=2, team_size=1, max_difference=100):
+    rules = {**RATED_DUEL, "initial": dict(RATED_DUEL["initial"])}
+    rules["initial"]["match_size"] = {
+        "type": "player_count",
+        "attributes": {
+            "team_count": team_count,
+            "min_team_size": team_size,
+            "max_team_size": team_size,
+        },
+    }
+    rules["initial"]["skill"] = {
+        "type": "number_difference",
+        "rating": "duel",
+        "attributes": {"max_difference": max_difference},
+    }
+    return parse_rules(rules)
+
+
+def rated(tid, mu, sigma, *, wait=0.0, players=None):
+    return ticket(
+        tid,
+        wait=wait,
+        players=players,
+        skill=mu,
+        **{RATED_KEY: {"skill": {"mu": mu, "sigma": sigma}}},
+    )
+
+
+def test_match_quality_is_one_for_equal_certain_players_and_lower_with_doubt_or_distance():
+    certain = match_quality([(1500.0, 0.0, 1), (1500.0, 0.0, 1)])
+    new_players = match_quality([(1500.0, 500.0**2, 1), (1500.0, 500.0**2, 1)])
+    apart = match_quality([(1500.0, 0.0, 1), (1800.0, 0.0, 1)])
+
+    assert certain == pytest.approx(1.0)
+    # sqrt(2 beta^2 / (2 beta^2 + 2 * 500^2)) with beta 250
+    assert new_players == pytest.approx((125_000 / 625_000) ** 0.5)
+    assert apart == pytest.approx(math.exp(-(300.0**2) / (2 * 125_000)))
+
+
+def test_match_quality_follows_the_models_draw_probability():
+    # TrueSkill's quality is the draw probability relative to equal, certain sides: ordering
+    # two matches by it orders them as OpenSkill's predict_draw does.
+    def draw(a, b):
+        return skill.MODEL.predict_draw(
+            [[skill.MODEL.rating(mu=a[0], sigma=a[1])], [skill.MODEL.rating(mu=b[0], sigma=b[1])]]
+        )
+
+    pairs = [((1500, 60), (1510, 70)), ((1500, 300), (1500, 320)), ((1500, 80), (1700, 80))]
+    by_quality = sorted(
+        pairs, key=lambda p: match_quality([(p[0][0], p[0][1] ** 2, 1), (p[1][0], p[1][1] ** 2, 1)])
+    )
+    assert by_quality == sorted(pairs, key=lambda p: draw(*p))
+
+
+def test_rated_pairing_prefers_similar_uncertainty_among_equally_close_players():
+    tickets = [
+        rated("certain", 1500, 80, wait=30),
+        rated("doubtful", 1500, 340, wait=20),
+        rated("also-certain", 1501, 90, wait=10),
+        rated("also-doubtful", 1502, 330, wait=5),
+    ]
+
+    result = form_matches(tickets, rated_profile(), NOW)
+
+    assert sorted(map(sorted, matched_sets(result))) == [
+        ["also-certain", "certain"],
+        ["also-doubtful", "doubtful"],
+    ]
+    by_pair = {frozenset(m.ticket_ids): m.quality for m in result.matches}
+    assert by_pair[frozenset({"certain", "also-certain"})] > 0.9
+    # Pairing certain with doubtful would have scored both matches lower on average.
+    mixed = [
+        match_quality([(1500, 80**2, 1), (1502, 330**2, 1)]),
+        match_quality([(1500, 340**2, 1), (1501, 90**2, 1)]),
+    ]
+    assert sum(by_pair.values()) > sum(mixed)
+
+
+def test_rated_pairing_keeps_the_window_whatever_the_uncertainty():
+    tickets = [
+        rated("a", 1500, 100, wait=30),
+        rated("same-sigma-far", 1650, 100, wait=20),
+        rated("other-sigma-near", 1560, 350, wait=10),
+    ]
+
+    result = form_matches(tickets, rated_profile(max_difference=100), NOW)
+
+    assert matched_sets(result) == [frozenset({"a", "other-sigma-near"})]
+
+
+def test_rated_teams_are_the_split_the_model_predicts_closest():
+    rng = random.Random(4)
+    rules = rated_profile(team_size=3, max_difference=1000)
+    for _ in range(20):
+        tickets = [rated(f"t{k}", rng.gauss(1500, 150), rng.uniform(50, 350)) for k in range(6)]
+        by_id = {t.id: t for t in tickets}
+
+        (match,) = form_matches(tickets, rules, NOW).matches
+
+        def sums(ids, by_id=by_id):
+            ts = [by_id[i] for i in ids]
+            return (
+                sum(t.attributes["skill"] for t in ts),
+                sum(t.attributes[RATED_KEY]["skill"]["sigma"] ** 2 for t in ts),
+                len(ts),
+            )
+
+        best = max(
+            match_quality([sums(a), sums([t.id for t in tickets if t.id not in a])])
+            for a in itertools.combinations([t.id for t in tickets], 3)
+        )
+        assert match.quality == pytest.approx(best)
+        assert match.quality == pytest.approx(match_quality([sums(team) for team in match.teams]))
+
+
+def test_rated_party_counts_its_mean_once_per_member_in_the_balance():
+    rules = rated_profile(team_size=2, max_difference=1000)
+    tickets = [
+        rated("duo", 1500, 100, players=["d1", "d2"], wait=30),
+        rated("high", 1700, 100),
+        rated("low", 1300, 100),
+    ]
+
+    (match,) = form_matches(tickets, rules, NOW).matches
+
+    assert sorted(map(sorted, match.teams)) == [["duo"], ["high", "low"]]
+    assert match.quality == pytest.approx(
+        match_quality([(3000, 2 * 100**2, 2), (3000, 2 * 100**2, 2)])
+    )
+
+
+def test_unmatched_rated_ticket_is_told_its_predicted_quality():
+    tickets = [rated("a", 1500, 200), rated("b", 1900, 100)]
+
+    result = form_matches(tickets, rated_profile(max_difference=100), NOW)
+
+    explanation = result.unmatched["a"]
+    expected = match_quality([(1500, 200**2, 1), (1900, 100**2, 1)])
+    assert explanation.quality == pytest.approx(expected)
+    assert explanation.message.endswith(f"; nearest player: predicted quality {expected:.2f}")
+    assert explanation.message.startswith("number_difference(skill): no other player within 100")
+
+
+def test_a_rated_ticket_without_its_sigma_counts_as_a_new_player():
+    tickets = [ticket("a", skill=1500), rated("b", 1500, 500)]
+
+    (match,) = form_matches(tickets, rated_profile(), NOW).matches
+
+    assert match.quality == pytest.approx(match_quality([(1500, 500**2, 1)] * 2))
+
+
+def test_unrated_matches_carry_no_quality():
+    tickets = [ticket("a", skill=1500), ticket("b", skill=1505)]
+
+    result = form_matches(tickets, skill_duel(), NOW)
+
+    assert [m.quality for m in result.matches] == [None]

@@ -268,3 +268,12 @@ def test_party_attributes_refuse_members_with_nothing_in_common():
         merge_party_attributes(EXAMPLE_RULES, members)
 
     assert set(exc.value.errors) == {"maps", "beacons"}
+
+
+def test_expansion_times_are_computed_once_and_steps_follow_them():
+    rules = parse_rules(EXAMPLE_RULES)
+
+    assert rules.expansion_seconds == (30.0, 60.0)
+    assert rules.last_step == 2
+    assert [rules.step_at(w) for w in (0, 29.9, 30, 59.9, 60, 1e9)] == [0, 0, 1, 1, 2, 2]
+    assert rules == parse_rules(EXAMPLE_RULES)  # the derived field takes no part in equality
