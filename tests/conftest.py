@@ -56,6 +56,17 @@ def _forget_broker_connections():
     celery_app.amqp._producer_pool = None
 
 
+def pytest_sessionfinish(session):
+    # After every fixture's teardown, so after the test database is destroyed (tests/sqlite_files).
+    test_db = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and test_db:
+        from pathlib import Path
+
+        from tests.sqlite_files import remove_leftovers
+
+        remove_leftovers(Path(test_db))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _close_connection_pools_before_teardown(django_db_setup, django_db_blocker):
     """Threads of concurrency tests hand their PostgreSQL connections back to Django's pool,
