@@ -16,8 +16,8 @@ pinned to CPU 1 (--client-cpu), so the load generator does not eat the server's 
         every event compared with the stored stream (what the REST replay answers); --drop
         makes this process's channel layer lose that share of pushes (the fault run)
 
-uvicorn runs with runstack's flags plus --ws-per-message-deflate false (pass --deflate to leave
-it on). bench/RESULTS.md records runs and the commands.
+uvicorn runs with runstack's WEB_SERVER_FLAGS (deflate off, a keepalive ping a minute; pass
+--deflate to leave deflate on). bench/RESULTS.md records runs and the commands.
 """
 
 from __future__ import annotations
@@ -105,14 +105,19 @@ class Web:
     def __init__(self, port: int, cpu: int, deflate: bool, extra: list[str]):
         import psutil
 
+        from config.management.commands.runstack import WEB_SERVER_FLAGS
+
         argv = [
             "taskset", "-c", str(cpu), sys.executable, "-m", "uvicorn",
             "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
             "--lifespan", "off", "--log-level", "warning",
         ]  # fmt: skip
-        if not deflate:
-            argv += ["--ws-per-message-deflate", "false"]
-        argv += extra
+        # What runstack and the Procfile run (deflate off, a ping a minute), unless --deflate.
+        flags = list(WEB_SERVER_FLAGS)
+        if deflate:
+            at = flags.index("--ws-per-message-deflate")
+            del flags[at : at + 2]
+        argv += flags + extra
         env = dict(os.environ)
         env.pop("CHANNEL_LAYER_DROP_RATE", None)  # the web process itself loses nothing
         self.log = open(ROOT / "var" / "bench-realtime-web.log", "w")  # noqa: SIM115
@@ -310,6 +315,21 @@ def run_idle(args):
         web.stop()
 
 
+def _cpu_seconds(web, clients) -> dict[str, float]:
+    """CPU time so far of the web process, the socket clients and this (committing) process."""
+    import psutil
+
+    def used(process):
+        t = process.cpu_times()
+        return t.user + t.system
+
+    return {
+        "web": web.cpu(),
+        "socket clients": used(psutil.Process(clients.proc.pid)),
+        "committing": used(psutil.Process()),
+    }
+
+
 def run_push(args):
     _django(args.drop)
     _pin(args.client_cpu)
@@ -320,12 +340,14 @@ def run_push(args):
 
     players, _, web, clients, _, ready = _open(args, args.sockets)
     committed: dict[tuple[int, int], float] = {}
+    handed: dict[tuple[int, int], float] = {}  # when players_push returned (Redis has it)
     try:
         time.sleep(2)
         batch = max(1, args.rate // args.tx_per_second)
         total = args.rate * args.seconds
         period = batch / args.rate
         started = time.monotonic()
+        started_wall = time.time()
 
         def emitter(k):
             # Emitter k sends transactions k, k + E, k + 2E...: together, `rate` events/s, each
@@ -342,17 +364,24 @@ def run_push(args):
                     # Registered first: runs right after the commit, before the push.
                     transaction.on_commit(lambda stamp=stamp: stamp.setdefault("t", time.time()))
                     events = events_emit_each({pk: {"n": n} for pk in chosen}, type="bench.push")
+                pushed = time.time()  # events_emit pushed on commit, in this thread
                 for event in events:
                     committed[(event.player_id, event.seq)] = stamp["t"]
+                    handed[(event.player_id, event.seq)] = pushed
             connection.close()
 
         threads = [threading.Thread(target=emitter, args=(k,)) for k in range(args.emitters)]
+        cpu0 = _cpu_seconds(web, clients)
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         sent_for = time.monotonic() - started
         time.sleep(3)  # the last repairs (GRACE + a tick) and stragglers
+        cpu = {
+            name: (after - cpu0[name]) / (time.monotonic() - started) * 100
+            for name, after in _cpu_seconds(web, clients).items()
+        }
         receipts = clients.finish()
     finally:
         web.stop()
@@ -378,6 +407,25 @@ def run_push(args):
     print(
         f"{ready} sockets; {len(committed)} events committed in {sent_for:.1f} s "
         f"({len(committed) / sent_for:.0f}/s, {batch} per transaction); drop rate {args.drop}"
+    )
+    print(
+        "CPU while pushing (% of a core): "
+        + ", ".join(f"{name} {share:.0f} %" for name, share in cpu.items())
+    )
+    sending = sorted((handed[k] - committed[k]) * 1000 for k in expected)
+    print(
+        "commit to pushed (the committing side's share: the push log write and group_send): "
+        f"p50 {sending[len(sending) // 2]:.1f} ms, p99 {sending[int(len(sending) * 0.99)]:.1f} ms"
+    )
+    by_second: dict[int, list[float]] = {}
+    for key in expected:
+        if key in received:
+            by_second.setdefault(int(committed[key] - started_wall), []).append(
+                (received[key] - committed[key]) * 1000
+            )
+    print(
+        "worst commit to receipt per second of the run (ms): "
+        + " ".join(f"{max(v):.0f}" for _, v in sorted(by_second.items()))
     )
     print(
         f"commit to receipt: p50 {pct(50):.1f} ms, p90 {pct(90):.1f} ms, p99 {pct(99):.1f} ms, "

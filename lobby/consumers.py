@@ -4,7 +4,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from lobby.realtime import player_group, socket_monitor
+from lobby.realtime import PUSH_TYPE, player_group, socket_monitor
 from lobby.selectors import events_after, player_for_user
 
 
@@ -43,6 +43,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         async with self.sending:
             await self._replay()
 
+    async def dispatch(self, message):
+        # channels closes stale database connections before every handler, through the one
+        # sync thread: a thread hop per push that queues behind every database call of the
+        # process. A push touches no database (its replay goes through database_sync_to_async,
+        # which closes them itself), so it skips that.
+        if message["type"] == PUSH_TYPE:
+            await self.player_event(message)
+        else:
+            await super().dispatch(message)
+
     async def deliver(self, messages) -> int:
         """Send stored events (consecutive, in seq order) not sent yet; how many went out."""
         async with self.sending:
@@ -76,6 +86,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def player_event(self, event):
         message = event["message"]
         seq = message.get("seq")
+        if hasattr(self, "monitor"):
+            self.monitor.push_handled(event.get("log"))
         async with self.sending:
             if seq is not None and seq > self.last_seq + 1:
                 # A push was lost on the way (channel layers deliver at most once): the database

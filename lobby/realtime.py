@@ -7,11 +7,14 @@ stream (lobby.events) is the truth and three things close the gaps:
 
 - a socket that sees a later `seq` than it expects replays the missing rows first (consumers);
 - every push of a stream event is also appended to a *push log* (a Redis stream, or a list in
-  this process for the in-memory layer). Each web process runs one `SocketMonitor` that reads the
-  log a few times a second and, for the players it holds sockets of, notices a socket still
-  behind the log GRACE seconds later and has it replay from the database. So a push that is the
-  last one a player gets is repaired within about a second, without waiting for a later event,
-  and an idle process does one cheap read per tick whatever its socket count;
+  this process for the in-memory layer), and the push carries its log entry's time. Each web
+  process runs one `SocketMonitor` that reads the log a few times a second and, for the players
+  it holds sockets of, repairs from the database a socket that is still behind the log once its
+  push is known to be lost rather than still queued: the process has already handled a push
+  logged OVERTAKE_MS later (pushes to one process travel in one ordered queue), or nothing has
+  reached the process for QUIET seconds after GRACE (the queue is empty), or MAX_WAIT passed.
+  So a push that is the last one a player gets is repaired within about a second, and a process
+  that lags behind a burst is not handed database work for pushes that are merely late;
 - every SWEEP seconds the monitor also compares every socket with the database in one query,
   writes presence for all of them in one UPDATE, and renews their group memberships in one
   Redis pipeline (so the layer's `group_expiry` can be short: a dead process's channels leave
@@ -21,6 +24,9 @@ Drops the layer reports are counted and logged as WARNING, as are repairs; /metr
 
 Sync code pushes through one event loop thread per process that owns the layer's Redis
 connections: `async_to_sync` would build a new loop, thread and Redis connection per call (~2 ms).
+The web process receives through `OneReaderRedisChannelLayer`: one task drains the process's
+queue in batches, instead of channels_redis' four Redis round trips and a lock hand-over among
+all waiting sockets per message.
 """
 
 from __future__ import annotations
@@ -50,9 +56,15 @@ logger = logging.getLogger(__name__)
 PUSH_TYPE = "player.event"
 
 # How often each web process reads the push log, and how long a socket may lag the log before
-# it is repaired (a push normally lands within milliseconds; under load within a few hundred).
+# it is repaired when nothing else tells lost from late (a push normally lands within
+# milliseconds). A push is known lost once the process has handled one logged OVERTAKE_MS after
+# it (the slack covers a sender's time between its log write and its send), or when no push at
+# all has arrived for QUIET seconds; MAX_WAIT bounds the wait behind a process that lags.
 TICK = 0.25
 GRACE = 0.5
+OVERTAKE_MS = 250
+QUIET = 0.25
+MAX_WAIT = 5.0
 # Presence, the full database check and the group renewal, for all sockets at once.
 SWEEP = 30.0
 # Bounds on the push log (a Redis stream): ~minutes of pushes at a thousand per second.
@@ -85,31 +97,40 @@ def players_push(items: list[tuple[int, dict]]) -> None:
         _sender().run(_push_all(layer, items), SEND_TIMEOUT)
         return
     # The in-memory layer lives on the server's loop (tests, no Redis): async_to_sync reaches it.
-    _local_log.append([(pid, msg["seq"]) for pid, msg in items if "seq" in msg])
-    async_to_sync(_send_groups)(layer, items)
+    log_ms = _local_log.append([(pid, msg["seq"]) for pid, msg in items if "seq" in msg])
+    async_to_sync(_send_groups)(layer, items, log_ms)
 
 
 async def _push_all(layer, items):
     entries = [f"{pid}:{msg['seq']}" for pid, msg in items if "seq" in msg]
+    log_ms = None
     if entries:
-        # Logged before sending: a monitor that reads it before the push lands waits GRACE.
+        # Logged before sending, so a monitor never sees a push before its log entry; the push
+        # carries the entry's time (Redis' clock, the same for every sender).
         try:
-            await _redis_for_loop(layer).xadd(
+            entry_id = await _redis_for_loop(layer).xadd(
                 _log_key(layer), {"e": ",".join(entries)}, maxlen=LOG_MAXLEN, approximate=True
             )
+            log_ms = _entry_ms(entry_id)
         except Exception:
             logger.warning("push log not written; sockets rely on the periodic database check")
-    await _send_groups(layer, items)
+    await _send_groups(layer, items, log_ms)
     await stats.flush(layer)
 
 
-async def _send_groups(layer, items):
-    await asyncio.gather(
-        *(
-            layer.group_send(player_group(pid), {"type": PUSH_TYPE, "message": msg})
-            for pid, msg in items
-        )
-    )
+def _entry_ms(entry_id) -> int:
+    return int(entry_id.split(b"-", 1)[0])
+
+
+async def _send_groups(layer, items, log_ms=None):
+    sends = [
+        (player_group(pid), {"type": PUSH_TYPE, "message": msg, "log": log_ms})
+        for pid, msg in items
+    ]
+    if isinstance(layer, OneReaderRedisChannelLayer):
+        await layer.group_send_many(sends)
+    else:
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in sends))
 
 
 # --- One sending loop per process ------------------------------------------------------------
@@ -292,11 +313,15 @@ class _LocalLog:
         self.entries: deque = deque(maxlen=maxlen)
         self.next_id = 0
 
-    def append(self, pairs):
-        if pairs:
-            with self.lock:
-                self.entries.append((self.next_id, pairs))
-                self.next_id += 1
+    def append(self, pairs) -> int | None:
+        """Log the pairs; the entry's time in ms (this process's clock: the layer is local)."""
+        if not pairs:
+            return None
+        with self.lock:
+            log_ms = int(time.time() * 1000)
+            self.entries.append((self.next_id, log_ms, pairs))
+            self.next_id += 1
+        return log_ms
 
     def cursor(self):
         with self.lock:
@@ -304,7 +329,7 @@ class _LocalLog:
 
     def read(self, cursor):
         with self.lock:
-            found = [pairs for entry_id, pairs in self.entries if entry_id >= cursor]
+            found = [(ms, pairs) for entry_id, ms, pairs in self.entries if entry_id >= cursor]
             return found, self.next_id
 
 
@@ -325,14 +350,15 @@ class _RedisLogReader:
             self.cursor = last[0][0] if last else b"0-0"
             return []
         answer = await redis.xread({key: self.cursor}, count=LOG_READ_COUNT)
-        pairs = []
+        found = []
         for _, entries in answer:
             for entry_id, fields in entries:
                 self.cursor = entry_id
+                log_ms = _entry_ms(entry_id)
                 for item in fields[b"e"].decode().split(","):
                     player_id, _, seq = item.partition(":")
-                    pairs.append((int(player_id), int(seq)))
-        return pairs
+                    found.append((int(player_id), int(seq), log_ms))
+        return found
 
 
 class _LocalLogReader:
@@ -341,7 +367,7 @@ class _LocalLogReader:
 
     async def read(self):
         batches, self.cursor = _local_log.read(self.cursor)
-        return [pair for batch in batches for pair in batch]
+        return [(pid, seq, log_ms) for log_ms, batch in batches for pid, seq in batch]
 
 
 # --- The per-process socket monitor ----------------------------------------------------------
@@ -354,7 +380,7 @@ def _players_check(player_ids, touch_ids):
     now = timezone.now()
     latest = {}
     for start in range(0, len(touch_ids), 5000):
-        Player.objects.filter(pk__in=touch_ids[start : start + 5000]).update(last_seen_at=now)
+        _players_touch(sorted(touch_ids[start : start + 5000]), now)
     for start in range(0, len(player_ids), 5000):
         latest.update(
             Player.objects.filter(pk__in=player_ids[start : start + 5000]).values_list(
@@ -364,15 +390,43 @@ def _players_check(player_ids, touch_ids):
     return latest
 
 
+def _players_touch(player_ids, now):
+    """Presence for many players in one statement that never waits for, nor deadlocks with,
+    an event being emitted: rows locked by a writer are skipped (seen again next sweep).
+
+    A plain UPDATE of thousands of rows locks them in whatever order it scans, while
+    lobby.events locks players in pk order: the two deadlock under load.
+    """
+    from django.db import connection
+
+    from lobby.models import Player
+
+    if not connection.features.has_select_for_update_skip_locked:
+        # SQLite: one writer at a time anyway.
+        Player.objects.filter(pk__in=player_ids).update(last_seen_at=now)
+        return
+    table = connection.ops.quote_name(Player._meta.db_table)
+    marks = ", ".join(["%s"] * len(player_ids))
+    # Only the quoted table name and placeholders are formatted in; the ids are parameters.
+    locked = f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id FOR UPDATE SKIP LOCKED"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seen_at = %s WHERE id IN ({locked})",  # noqa: S608
+            [now, *player_ids],
+        )
+
+
 def _events_for_repair(after_by_player: dict[int, int]) -> dict[int, list[dict]]:
     """Each player's stored events after the given seq, in one query: the repair of a tick."""
     from django.db.models import Q
 
     from lobby.models import PlayerEvent
 
-    wanted = Q()
-    for player_id, after in after_by_player.items():
-        wanted |= Q(player_id=player_id, seq__gt=after)
+    # One OR node built in one go (`|=` in a loop copies the tree each time: quadratic).
+    wanted = Q(
+        *(Q(player_id=pid, seq__gt=after) for pid, after in after_by_player.items()),
+        _connector=Q.OR,
+    )
     found = defaultdict(list)
     for event in PlayerEvent.objects.filter(wanted).order_by("player_id", "seq")[:REPAIR_ROWS]:
         found[event.player_id].append(event.as_message())
@@ -387,7 +441,12 @@ class SocketMonitor:
         self.loop = asyncio.get_running_loop()
         self.layer = get_channel_layer()
         self.sockets: dict[int, set[EventsConsumer]] = defaultdict(set)
-        self.latest: dict[int, tuple[int, float]] = {}  # player -> (seq in the log, seen at)
+        # player -> (seq in the log, when this monitor read it, the log entry's ms)
+        self.latest: dict[int, tuple[int, float, int]] = {}
+        # What has come through this process's queue: the newest log entry of a push handled,
+        # and when a push was last handled. They tell a lost push from one still queued.
+        self.handled_ms = 0
+        self.handled_at = 0.0
         self.touch_pending: set[int] = set()
         self.reader = (
             _RedisLogReader(self.layer)
@@ -398,6 +457,12 @@ class SocketMonitor:
         self.sweep_every = min(SWEEP, expiry / 3)
         self.next_sweep = time.monotonic() + self.sweep_every
         self.task = self.loop.create_task(self._run())
+
+    def push_handled(self, log_ms):
+        """A consumer handled a push (called for every push: cheap)."""
+        self.handled_at = time.monotonic()
+        if log_ms is not None and log_ms > self.handled_ms:
+            self.handled_ms = log_ms
 
     def add(self, consumer):
         self.sockets[consumer.player.pk].add(consumer)
@@ -433,17 +498,29 @@ class SocketMonitor:
 
     async def tick(self):
         now = time.monotonic()
-        for player_id, seq in await self.reader.read():
+        for player_id, seq, log_ms in await self.reader.read():
             if player_id in self.sockets:
                 seen = self.latest.get(player_id)
                 if seen is None or seq > seen[0]:
-                    self.latest[player_id] = (seq, now)
+                    self.latest[player_id] = (seq, now, log_ms)
+        quiet = now - self.handled_at >= QUIET
         due = []
-        for player_id, (seq, seen_at) in list(self.latest.items()):
+        for player_id, (seq, seen_at, log_ms) in list(self.latest.items()):
             behind = [c for c in self.sockets.get(player_id, ()) if c.last_seq < seq]
             if not behind:
                 del self.latest[player_id]
-            elif now - seen_at >= GRACE:
+                continue
+            waited = now - seen_at
+            lost = (
+                self.handled_ms >= log_ms + OVERTAKE_MS  # later pushes got through
+                or (quiet and waited >= GRACE)  # nothing is queued for this process
+                or waited >= MAX_WAIT
+            )
+            if not lost:
+                continue
+            # A push taken off the queue but not handled yet is on its way, not lost.
+            behind = [c for c in behind if not _pending(self.layer, c.channel_name)]
+            if behind:
                 del self.latest[player_id]
                 due += behind
         if due:
@@ -508,6 +585,17 @@ class SocketMonitor:
                     )
 
 
+def _pending(layer, channel_name) -> int:
+    """Messages taken off the layer's queue for this channel but not handed to it yet."""
+    if isinstance(layer, OneReaderRedisChannelLayer):
+        inbox = layer.inboxes.get(channel_name)
+    elif isinstance(layer, RedisChannelLayer):
+        inbox = layer.receive_buffer.get(channel_name)
+    else:
+        inbox = getattr(layer, "channels", {}).get(channel_name)
+    return inbox.qsize() if inbox is not None else 0
+
+
 _monitors: dict = {}
 
 
@@ -520,6 +608,172 @@ def socket_monitor() -> SocketMonitor:
     return monitor
 
 
+# --- Receiving: one reader per process ------------------------------------------------------
+
+
+class OneReaderRedisChannelLayer(RedisChannelLayer):
+    """channels_redis, with the receiving side of a process's channels done by one task.
+
+    channels_redis hands a lock among every waiting receiver (each socket holds a pending lock
+    acquire, and dropping one from the waiters is linear in their number) and spends four Redis
+    round trips per message on a backup queue. Here one reader per event loop pops the process's
+    queue in batches (BZPOPMIN, then ZPOPMIN of what else waits: two round trips per batch) and
+    puts each message in its channel's inbox; `receive` waits on the inbox alone. A message
+    popped but not handled is lost if the process dies; the push log repairs exactly that (and
+    channels_redis' own in-memory buffer loses the same).
+    """
+
+    RECEIVE_BATCH = 1000
+
+    # Every (channel key, message) of a batch of group sends in one call: expired messages
+    # cleaned once per key, the capacity kept, each message at its own score (their order).
+    GROUP_SEND_MANY = """
+        local n = #KEYS
+        local expiry = tonumber(ARGV[3 * n + 1])
+        local now = tonumber(ARGV[3 * n + 2])
+        local cleaned = {}
+        local dropped = 0
+        for i = 1, n do
+            local key = KEYS[i]
+            if not cleaned[key] then
+                redis.call('ZREMRANGEBYSCORE', key, 0, now - expiry)
+                cleaned[key] = true
+            end
+            if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[n + i]) then
+                redis.call('ZADD', key, ARGV[2 * n + i], ARGV[i])
+                redis.call('EXPIRE', key, expiry)
+            else
+                dropped = dropped + 1
+            end
+        end
+        return dropped
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inboxes: dict[str, asyncio.Queue] = {}
+        # Channels whose receiver went away: a push still queued for one is not kept for
+        # nobody (the newest CLOSED_KEPT are remembered; channel names are never reused).
+        self._closed: dict[str, None] = {}
+        self._readers: dict[str, asyncio.Task] = {}
+        self._reader_loop = None
+
+    CLOSED_KEPT = 20_000
+
+    async def receive(self, channel):
+        if "!" not in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel)
+        self._ensure_reader(self.non_local_name(channel))
+        inbox = self.inboxes.get(channel)
+        if inbox is None:
+            inbox = self.inboxes[channel] = asyncio.Queue()
+        try:
+            message = await inbox.get()
+        except asyncio.CancelledError:
+            # The receiver is gone (its consumer ended, a long-poll timed out).
+            if self.inboxes.get(channel) is inbox:
+                del self.inboxes[channel]
+            self._closed[channel] = None
+            if len(self._closed) > self.CLOSED_KEPT:
+                del self._closed[next(iter(self._closed))]
+            raise
+        if inbox.empty() and self.inboxes.get(channel) is inbox:
+            del self.inboxes[channel]  # a later message makes a new one; none kept for the dead
+        return message
+
+    async def group_send_many(self, sends: list[tuple[str, dict]]):
+        """`group_send` for many groups in two round trips instead of four per group: one
+        pipeline reads every group's members, one script queues every message."""
+        if self.ring_size != 1:
+            await asyncio.gather(*(self.group_send(group, message) for group, message in sends))
+            return
+        connection = self.connection(0)
+        now = time.time()
+        pipe = connection.pipeline(transaction=False)
+        for group, _ in sends:
+            key = self._group_key(group)
+            pipe.zremrangebyscore(key, min=0, max=int(now) - self.group_expiry)
+            pipe.zrange(key, 0, -1)
+        members = (await pipe.execute())[1::2]
+        keys, messages, capacities = [], [], []
+        for (_, message), channels in zip(sends, members, strict=True):
+            by_key: dict[str, list[str]] = {}
+            for raw in channels:
+                channel = raw.decode()
+                by_key.setdefault(self.prefix + self.non_local_name(channel), []).append(channel)
+            for key, names in by_key.items():
+                keys.append(key)
+                messages.append(self.serialize({**message, "__asgi_channel__": names}))
+                capacities.append(self.get_capacity(names[0]))
+        if not keys:
+            return
+        scores = [now + i * 1e-6 for i in range(len(keys))]
+        dropped = await connection.eval(
+            self.GROUP_SEND_MANY,
+            len(keys),
+            *keys,
+            *messages,
+            *capacities,
+            *scores,
+            self.expiry,
+            now,
+        )
+        if dropped:
+            stats.add("dropped", int(dropped))
+            logger.warning(
+                "channel layer dropped %s push(es) (a process's queue over capacity); "
+                "the sockets are repaired from the database",
+                dropped,
+            )
+
+    def _ensure_reader(self, real_channel):
+        loop = asyncio.get_running_loop()
+        if self._reader_loop is not loop:
+            # A new loop (tests run one per test): the old loop's inboxes and reader are dead.
+            self._reader_loop, self.inboxes, self._readers, self._closed = loop, {}, {}, {}
+        task = self._readers.get(real_channel)
+        if task is None or task.done():
+            self._readers[real_channel] = loop.create_task(self._read(real_channel))
+
+    async def _read(self, real_channel):
+        key = self.prefix + real_channel
+        quiet_until = 0.0
+        while True:
+            connection = self.connection(self.consistent_hash(real_channel))
+            try:
+                popped = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+                if popped is None:
+                    continue
+                members = [popped[1]]
+                members += [m for m, _ in await connection.zpopmin(key, self.RECEIVE_BATCH)]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if time.monotonic() >= quiet_until:
+                    logger.exception("channel layer receive failed; retrying")
+                    quiet_until = time.monotonic() + 30
+                await asyncio.sleep(1)
+                continue
+            for raw in members:
+                self._deliver(self.deserialize(raw))
+
+    def _deliver(self, message):
+        channels = message.pop("__asgi_channel__", ())
+        for channel in [channels] if isinstance(channels, str) else channels:
+            inbox = self.inboxes.get(channel)
+            if inbox is None:
+                if channel in self._closed:
+                    continue
+                inbox = self.inboxes[channel] = asyncio.Queue()
+            elif inbox.qsize() >= self.capacity:
+                # A receiver this far behind (a stalled socket): its oldest push goes, and
+                # the monitor repairs it from the database.
+                inbox.get_nowait()
+                stats.add("dropped", 1)
+            inbox.put_nowait(message)
+
+
 # --- Fault injection for tests and benchmarks ------------------------------------------------
 
 
@@ -530,13 +784,18 @@ class _LossyMixin:
         super().__init__(*args, **kwargs)
         self.drop_rate = drop_rate
 
+    def _keep(self, message):
+        return message.get("type") != PUSH_TYPE or random.random() >= self.drop_rate
+
     async def group_send(self, group, message):
-        if message.get("type") == PUSH_TYPE and random.random() < self.drop_rate:
-            return
-        await super().group_send(group, message)
+        if self._keep(message):
+            await super().group_send(group, message)
+
+    async def group_send_many(self, sends):
+        await super().group_send_many([(g, m) for g, m in sends if self._keep(m)])
 
 
-class LossyRedisChannelLayer(_LossyMixin, RedisChannelLayer):
+class LossyRedisChannelLayer(_LossyMixin, OneReaderRedisChannelLayer):
     pass
 
 

@@ -32,7 +32,7 @@ def _redis_layer(**config):
     # A prefix of its own, so that runs side by side (and earlier runs) do not meet.
     return {
         "default": {
-            "BACKEND": config.pop("backend", "channels_redis.core.RedisChannelLayer"),
+            "BACKEND": config.pop("backend", "lobby.realtime.OneReaderRedisChannelLayer"),
             "CONFIG": {
                 "hosts": [django_settings.REDIS_URL],
                 "prefix": f"test-rt-{uuid.uuid4().hex[:8]}",
@@ -104,6 +104,86 @@ async def test_a_lost_last_push_is_repaired_on_the_redis_layer(settings, caplog)
     )
     caplog.set_level(logging.WARNING, logger="lobby.realtime")
     await _lost_push_is_repaired(caplog)
+
+
+class SlowInMemoryChannelLayer(realtime.LossyInMemoryChannelLayer):
+    """A process that lags: every push reaches its sockets `delay` seconds late (as when the
+    process is seconds behind its queue), and pushes of type "test.lost" never do."""
+
+    delay = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.late: set[asyncio.Task] = set()
+
+    async def group_send(self, group, message):
+        if message["message"].get("type") == "test.lost":
+            return
+
+        async def later():
+            await asyncio.sleep(self.delay)
+            await realtime.LossyInMemoryChannelLayer.group_send(self, group, message)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self.late.add(task)
+        task.add_done_callback(self.late.discard)
+
+
+async def _lagging_process(settings):
+    """A lagging process with steady traffic to another player: (socket, player, key, stop)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "tests.lobby.test_realtime.SlowInMemoryChannelLayer"}
+    }
+    busy, busy_key = await sync_to_async(player_create_guest)(display_name="busy")
+    busy_socket = await _socket(busy_key)
+    stop = asyncio.Event()
+
+    async def traffic():
+        while not stop.is_set():
+            await _emit(busy, type="test.traffic")
+            await asyncio.sleep(0.1)
+
+    traffic_task = asyncio.get_running_loop().create_task(traffic())
+    # While nothing has come through yet the first pushes look lost (nothing tells a stalled
+    # queue from an empty one); from here on pushes come out steadily, a second late.
+    await asyncio.sleep(1.6)
+    player, key = await sync_to_async(player_create_guest)(display_name="watched")
+    communicator = await _socket(key)
+
+    async def done():
+        stop.set()
+        await traffic_task
+        await communicator.disconnect()
+        await busy_socket.disconnect()
+
+    return communicator, player, done
+
+
+@pytest.mark.asyncio
+async def test_a_push_still_queued_in_a_lagging_process_is_not_repaired(settings):
+    # Before, a socket more than GRACE behind the push log was repaired from the database even
+    # when its push was merely queued behind others: load added to a process already behind.
+    communicator, player, done = await _lagging_process(settings)
+    repaired_before = realtime.stats.total["repaired"]
+    started = time.monotonic()
+    event = await _emit(player)
+    assert await communicator.receive_json_from(timeout=3) == event.as_message()
+    assert time.monotonic() - started >= SlowInMemoryChannelLayer.delay - 0.05  # the push
+    assert realtime.stats.total["repaired"] == repaired_before
+    await done()
+
+
+@pytest.mark.asyncio
+async def test_a_lost_push_is_repaired_within_two_seconds_while_the_process_lags(settings):
+    # The process handles pushes logged well after the lost one: it was lost, not queued.
+    communicator, player, done = await _lagging_process(settings)
+    repaired_before = realtime.stats.total["repaired"]
+    started = time.monotonic()
+    event = await _emit(player, type="test.lost")
+    assert await communicator.receive_json_from(timeout=2) == event.as_message()
+    assert time.monotonic() - started < 2
+    assert realtime.stats.total["repaired"] == repaired_before + 1
+    await done()
 
 
 @pytest.mark.asyncio
