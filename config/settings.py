@@ -228,7 +228,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "lobby.realtime.LossyRedisChannelLayer"
             if _drop_rate
-            else "channels_redis.core.RedisChannelLayer",
+            else "lobby.realtime.OneReaderRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": "relaylobby:channels",
