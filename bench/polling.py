@@ -191,7 +191,27 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "": 1.0}[unit]
 
 
+def _check_ok(url: str, token: str) -> None:
+    """One request first: the path must answer 200 itself (wrk counts a 3xx as a success)."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})
+    try:
+        status = opener.open(request, timeout=10).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    if status != 200:
+        raise SystemExit(f"{url} answered {status}, not 200")
+
+
 def _measure(server: Server, url: str, token, args, cpu):
+    _check_ok(url, token)
     before = server.cpu_seconds()
     rate, requests, p99 = _wrk(url, token, args.duration, args.connections, cpu)
     cpu_ms = (server.cpu_seconds() - before) * 1000 / max(requests, 1)
@@ -227,7 +247,10 @@ def main() -> None:
     # Throttles stay on (their cost is part of the path), with rates the load never reaches.
     env = dict(os.environ, DEBUG="false", SECRET_KEY="bench", ALLOWED_HOSTS="127.0.0.1",
                DATABASE_URL=database_url, PYTHONPATH=str(ROOT),
-               THROTTLE_PLAYER="100000000/min", THROTTLE_IP="100000000/min")  # fmt: skip
+               THROTTLE_PLAYER="100000000/min", THROTTLE_IP="100000000/min",
+               # Plain HTTP on loopback: with DEBUG off every request would be a 301 to https
+               # (which wrk counts as a success).
+               SECURE_SSL_REDIRECT="false")  # fmt: skip
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.inputs import OBJECT_ONLY, TextField
-from lobby import selectors, services
+from lobby import etags, selectors, services
 from lobby.ip import client_ip
 from lobby.models import Lobby
 from lobby.throttles import GuestCreationThrottle, IpThrottle, JoinCodeThrottle, PlayerThrottle
@@ -158,7 +158,14 @@ class MeApi(APIView):
 class AssignmentApi(APIView):
     @extend_schema(responses={200: AssignmentOut})
     def get(self, request):
-        return Response(AssignmentOut(selectors.assignment_get(player=request.player)).data)
+        # The tag comes from the player as authentication read it, before the answer is read.
+        player = request.player
+        etag = etags.assignment_etag(player_id=player.pk, event_seq=player.event_seq)
+        if etags.not_modified(request.headers.get("If-None-Match"), etag):
+            return etags.not_modified_response(etag)
+        answer = Response(AssignmentOut(selectors.assignment_get(player=player)).data)
+        answer["ETag"] = etag
+        return answer
 
 
 class LobbyPagination(PageNumberPagination):
@@ -219,7 +226,16 @@ class LobbyListApi(APIView):
         lobbies = selectors.lobby_list(**filters.validated_data)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(lobbies, request, view=self)
-        return paginator.get_paginated_response(self.LobbyListItemOut(page, many=True).data)
+        etag = etags.lobby_list_etag(
+            url=request.build_absolute_uri(),
+            count=paginator.page.paginator.count,
+            page=[(lobby.pk, lobby.version) for lobby in page],
+        )
+        if etags.not_modified(request.headers.get("If-None-Match"), etag):
+            return etags.not_modified_response(etag)
+        answer = paginator.get_paginated_response(self.LobbyListItemOut(page, many=True).data)
+        answer["ETag"] = etag
+        return answer
 
     @extend_schema(request=LobbyCreateIn, responses={201: LobbyDetailOut})
     def post(self, request):
@@ -234,7 +250,14 @@ class LobbyDetailApi(APIView):
     @extend_schema(responses=LobbyDetailOut)
     def get(self, request, lobby_id):
         lobby = selectors.lobby_get_visible(lobby_id=lobby_id, player=request.player)
-        return Response(_detail(lobby, request.player))
+        etag = etags.lobby_etag(
+            lobby_id=lobby.pk, version=lobby.version, player_id=request.player.pk
+        )
+        if etags.not_modified(request.headers.get("If-None-Match"), etag):
+            return etags.not_modified_response(etag)
+        answer = Response(_detail(lobby, request.player))  # members read after the version
+        answer["ETag"] = etag
+        return answer
 
 
 class LobbyJoinApi(APIView):

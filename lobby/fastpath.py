@@ -31,6 +31,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -43,7 +44,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import DateTimeField
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from lobby import throttles
+from lobby import etags, throttles
 from lobby.authentication import cached_token_entry, split_authorization, token_entry
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ logger = logging.getLogger(__name__)
 ASSIGNMENT = "/api/v1/players/me/assignment"
 EVENTS = "/api/v1/players/me/events"
 LOBBIES = "/api/v1/lobbies"
+LOBBY = "/api/v1/lobbies/{id}"
+# Django's `<uuid:...>` converter: lower-case only; anything else is Django's to refuse.
+_LOBBY_PATH = re.compile(
+    r"/api/v1/lobbies/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z"
+)
 HEALTHZ = "/healthz"
 
 # Middleware whose effect on these answers the lean path reproduces (headers) or does not need
@@ -136,7 +142,11 @@ class _Setup:
         # DRF's own headers of each view (Allow, Vary), as its views compute them.
         self.drf_headers = {
             path: _drf_view_headers(view)
-            for path, view in ((ASSIGNMENT, apis.AssignmentApi), (LOBBIES, apis.LobbyListApi))
+            for path, view in (
+                (ASSIGNMENT, apis.AssignmentApi),
+                (LOBBIES, apis.LobbyListApi),
+                (LOBBY, apis.LobbyDetailApi),
+            )
         }
         self.renderer = JSONRenderer()
         self.datetime = DateTimeField()
@@ -174,6 +184,7 @@ def forget_setup() -> None:
     """Tests that change settings call this so the next request derives everything again."""
     global _setup
     _setup = None
+    _ready.clear()
 
 
 # --- The lean database thread ----------------------------------------------------------------
@@ -399,21 +410,73 @@ async def _healthz(request, conf, secure, query):
     return status, body, [*headers, *conf.security[secure]]
 
 
-def _assignment_job(key, entry, request, conf, secure):
-    if entry is None or _touch_due(entry):
-        entry = _authenticated(key)
-        if entry is None:
-            return None
-    _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
+class _ReadyAnswers:
+    """Each player's last assignment answer, kept with the `event_seq` read before it was built.
+
+    Every change a player's assignment can see writes an event to that player in the same
+    transaction (lobby.etags), so while the player's `event_seq` has not moved the answer has
+    not changed either: a poll then costs one primary-key read instead of the four-table query.
+    The sequence is read before the answer, so an answer is never filed under a newer one.
+    """
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self.answers: dict[int, tuple[int, int, bytes]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, player_id: int, event_seq: int):
+        kept = self.answers.get(player_id)
+        return kept[1:] if kept is not None and kept[0] == event_seq else None
+
+    def put(self, player_id: int, event_seq: int, status: int, body: bytes) -> None:
+        with self.lock:
+            self.answers.pop(player_id, None)
+            self.answers[player_id] = (event_seq, status, body)
+            while len(self.answers) > self.size:
+                del self.answers[next(iter(self.answers))]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.answers.clear()
+
+
+_ready = _ReadyAnswers()
+
+
+def _assignment_body(player_id: int) -> tuple[int, bytes]:
     rows = _compiled_query("assignment", _assignment_query).rows(
-        player=entry.pk, holder=f"player:{entry.pk}"
+        player=player_id, holder=f"player:{player_id}"
     )
     if not rows or rows[0][1] not in _ASSIGNED_STATES:
         from lobby.errors import error_body
 
         body = error_body("no_assignment", "You have no relay assignment: no match has started.")
-        return _drf_answer(conf, secure, ASSIGNMENT, 404, body)
-    return _drf_answer(conf, secure, ASSIGNMENT, 200, _assignment_from_row(rows[0], entry.pk))
+        return 404, setup().renderer.render(body)
+    return 200, setup().renderer.render(_assignment_from_row(rows[0], player_id))
+
+
+def _assignment_job(key, entry, if_none_match, request, conf, secure):
+    if entry is None or _touch_due(entry):
+        entry = _authenticated(key)
+        if entry is None:
+            return None
+    _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
+    (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
+    etag = etags.assignment_etag(player_id=entry.pk, event_seq=event_seq)
+    if etags.not_modified(if_none_match, etag):
+        return _not_modified(conf, secure, ASSIGNMENT, etag)
+    answer = _ready.get(entry.pk, event_seq)
+    if answer is None:
+        answer = _assignment_body(entry.pk)
+        _ready.put(entry.pk, event_seq, *answer)
+    status, body = answer
+    extra = ((b"etag", etag.encode()),) if status == 200 else ()
+    return status, body, _json_headers(conf, secure, (*extra, *conf.drf_headers[ASSIGNMENT]))
+
+
+def _not_modified(conf, secure, path, etag: str) -> tuple[int, bytes, list]:
+    """What `lobby.etags.not_modified_response` becomes through DRF and the middleware."""
+    return 304, b"", [(b"etag", etag.encode()), *conf.drf_headers[path], *conf.security[secure]]
 
 
 def _throttle_drf(entry, request, conf, secure, path):
@@ -437,7 +500,15 @@ async def _assignment(request, conf, secure, query):
     key = _token_key(request)
     if key is None:
         return None
-    return await _in_db_thread(_assignment_job, key, cached_token_entry(key), request, conf, secure)
+    return await _in_db_thread(
+        _assignment_job, key, cached_token_entry(key), _if_none_match(request), request, conf,
+        secure,
+    )  # fmt: skip
+
+
+def _if_none_match(request: _Request) -> str | None:
+    raw = request.headers.get(b"if-none-match")
+    return None if raw is None else raw.decode("latin1")
 
 
 def _events_job(key, entry, after, request, conf, secure):
@@ -492,7 +563,7 @@ _PAGE_SIZE_MAX = 100
 _FILTER_LIMITS = {"mode": 32, "region": 32, "q": 64}
 
 
-def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, url):
+def _lobbies_job(key, entry, filters, page, page_size, if_none_match, request, conf, secure, url):
     if entry is None or _touch_due(entry):
         entry = _authenticated(key)
         if entry is None:
@@ -508,6 +579,10 @@ def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, ur
     if not rows and page > 1:
         return None  # past the end: DRF's "Invalid page." 404, said by the full path
     count = rows[0][-1] if rows else 0
+    # The tag from the same rows as the body (lobby.etags): one statement, one snapshot.
+    etag = etags.lobby_list_etag(url=url(), count=count, page=[(row[0], row[-2]) for row in rows])
+    if etags.not_modified(if_none_match, etag):
+        return _not_modified(conf, secure, LOBBIES, etag)
     pages = max(1, -(-count // page_size))
     results = [
         {
@@ -515,7 +590,8 @@ def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, ur
             "member_count": member_count, "max_players": max_players, "host": host,
             "metadata": metadata, "created_at": conf.datetime.to_representation(created_at),
         }
-        for pk, name, mode, region, member_count, max_players, host, metadata, created_at, _ in rows
+        for pk, name, mode, region, member_count, max_players, host, metadata, created_at, _, _
+        in rows
     ]  # fmt: skip
     next_url = replace_query_param(url(), "page", page + 1) if page < pages else None
     previous = None
@@ -526,7 +602,7 @@ def _lobbies_job(key, entry, filters, page, page_size, request, conf, secure, ur
             else replace_query_param(url(), "page", page - 1)
         )
     data = {"count": count, "next": next_url, "previous": previous, "results": results}
-    return _drf_answer(conf, secure, LOBBIES, 200, data)
+    return _drf_answer(conf, secure, LOBBIES, 200, data, ((b"etag", etag.encode()),))
 
 
 _FILTER_MARKS = {"mode": "\x01mode\x01", "region": "\x01region\x01", "q": "\x01q\x01"}
@@ -546,7 +622,7 @@ def _browse_query(flags, page, page_size) -> _Compiled:
         .annotate(total=Window(Count("pk")))
         .values_list(
             "id", "name", "mode", "region", "member_count", "max_players", "host__display_name",
-            "metadata", "created_at", "total",
+            "metadata", "created_at", "version", "total",
         )[(page - 1) * page_size : page * page_size]
     )  # fmt: skip
     return _Compiled(queryset, marks)
@@ -563,7 +639,7 @@ async def _lobbies(request, conf, secure, query):
             filters[name] = value
         elif name == "page" and _DIGITS.match(value) and int(value) >= 1:
             page = int(value)
-        elif name == "page_size" and _DIGITS.match(value):
+        elif name == "page_size" and _DIGITS.match(value) and int(value) >= 1:
             page_size = min(int(value), _PAGE_SIZE_MAX) or _PAGE_SIZE_DEFAULT
         else:
             return None
@@ -579,12 +655,110 @@ async def _lobbies(request, conf, secure, query):
         return f"{scheme}://{host}{iri_to_uri(request.scope['path'])}{suffix}"
 
     return await _in_db_thread(
-        _lobbies_job, key, cached_token_entry(key), filters, page, page_size, request, conf,
-        secure, url,
+        _lobbies_job, key, cached_token_entry(key), filters, page, page_size,
+        _if_none_match(request), request, conf, secure, url,
+    )  # fmt: skip
+
+
+_LOBBY_COLUMNS = (
+    "id", "name", "state", "version", "visibility", "max_players", "mode", "region", "metadata",
+    "joinable_after_start", "host_id", "join_code", "failure_reason",
+)  # fmt: skip
+_LOBBY_MARK = uuid.UUID("00000000-0000-4000-8000-0000fa57fa57")
+
+
+def _prepped_lobby_id(lobby_id) -> object:
+    from lobby.models import Lobby
+
+    return Lobby._meta.pk.get_db_prep_value(lobby_id, connection)
+
+
+def _lobby_query() -> _Compiled:
+    """The lobby and its active members (as `lobby.selectors.lobby_members` orders them), in one
+    statement: one row per member, or one row without a member."""
+    from django.db.models import FilteredRelation, Q
+
+    from lobby.models import Lobby, Membership
+
+    queryset = (
+        Lobby.objects.filter(pk=_LOBBY_MARK)
+        .annotate(
+            active=FilteredRelation(
+                "memberships", condition=Q(memberships__state=Membership.State.ACTIVE)
+            )
+        )
+        .values_list(
+            *_LOBBY_COLUMNS, "active__player_id", "active__player__display_name", "active__ready"
+        )
+        .order_by(*(f"active__{field}" for field in Membership._meta.ordering))
+    )
+    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK)})
+
+
+def _lobby_version_query() -> _Compiled:
+    from lobby.models import Lobby
+
+    queryset = Lobby.objects.filter(pk=_LOBBY_MARK).values_list("version")
+    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK)})
+
+
+def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
+    from lobby.errors import error_body
+    from lobby.models import Lobby, Membership, Player
+    from lobby.selectors import lobby_snapshot
+
+    if entry is None or _touch_due(entry):
+        entry = _authenticated(key)
+        if entry is None:
+            return None
+    _throttle_drf(entry, request, conf, secure, LOBBY)
+    prepped = _prepped_lobby_id(lobby_id)
+    if if_none_match:
+        # A tag is only handed to a caller who could see the lobby at that version, and any
+        # change of membership moves the version: an unchanged version needs no other check.
+        versions = _compiled_query("lobby_version", _lobby_version_query).rows(lobby=prepped)
+        if versions:
+            etag = etags.lobby_etag(lobby_id=lobby_id, version=versions[0][0], player_id=entry.pk)
+            if etags.not_modified(if_none_match, etag):
+                return _not_modified(conf, secure, LOBBY, etag)
+    rows = _compiled_query("lobby", _lobby_query).rows(lobby=prepped)
+    n = len(_LOBBY_COLUMNS)
+    lobby = Lobby(**dict(zip(_LOBBY_COLUMNS, rows[0][:n], strict=True))) if rows else None
+    members = [
+        Membership(
+            lobby=lobby, player_id=player_id, ready=ready,
+            player=Player(pk=player_id, display_name=display_name),
+        )
+        for *_, player_id, display_name, ready in rows
+        if player_id is not None
+    ]  # fmt: skip
+    is_member = any(member.player_id == entry.pk for member in members)
+    if lobby is None or (lobby.visibility == Lobby.Visibility.PRIVATE and not is_member):
+        # lobby.selectors.lobby_get_visible: a private lobby is not revealed to outsiders.
+        body = error_body("lobby_not_found", "There is no such lobby.")
+        return _drf_answer(conf, secure, LOBBY, 404, body)
+    data = lobby_snapshot(lobby, members)
+    if not is_member:
+        data["join_code"] = None  # lobby.apis._detail: the code is for members only
+    etag = etags.lobby_etag(lobby_id=lobby_id, version=lobby.version, player_id=entry.pk)
+    return _drf_answer(conf, secure, LOBBY, 200, data, ((b"etag", etag.encode()),))
+
+
+async def _lobby(request, conf, secure, query):
+    match = _LOBBY_PATH.match(request.scope["path"])
+    if query or match is None:
+        return None
+    key = _token_key(request)
+    if key is None:
+        return None
+    return await _in_db_thread(
+        _lobby_job, key, cached_token_entry(key), match.group(1), _if_none_match(request),
+        request, conf, secure,
     )  # fmt: skip
 
 
 _ROUTES = {HEALTHZ: _healthz, ASSIGNMENT: _assignment, EVENTS: _events, LOBBIES: _lobbies}
+_LOBBY_PREFIX = LOBBIES + "/"
 
 
 def _token_key(request: _Request) -> str | None:
@@ -628,7 +802,12 @@ class LeanHttp:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        handler = _ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        handler = None
+        if scope["type"] == "http":
+            path = scope["path"]
+            handler = _ROUTES.get(path)
+            if handler is None and path.startswith(_LOBBY_PREFIX) and len(path) == 52:
+                handler = _lobby  # /api/v1/lobbies/<36-character id>
         if handler is not None and scope["method"] == "GET":
             answer = await self._answer(handler, scope)
             if answer is not None:

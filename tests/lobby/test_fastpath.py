@@ -186,7 +186,10 @@ def test_throttled_answers_match(throttle_rates, monkeypatch):
     throttle_rates(player="2/min")
     monkeypatch.setattr(throttles, "_clock", lambda: 1_000_020.0)  # the same wait both times
     _, key = _guest("eager")
-    for path, query in ((ASSIGNMENT, ""), (EVENTS, "after=0"), (LOBBIES, "")):
+    owner = _guest("owner")[0]
+    lobby = services.lobby_create(player=owner, ip="203.0.113.1", name="room", max_players=4)
+    detail = f"{LOBBIES}/{lobby.pk}"
+    for path, query in ((ASSIGNMENT, ""), (EVENTS, "after=0"), (LOBBIES, ""), (detail, "")):
         recorder = _Recorder()
         lean_app = fastpath.LeanHttp(recorder)
         auth = [(b"authorization", f"Token {key}".encode())]
@@ -317,3 +320,172 @@ def test_loop_is_not_blocked_by_the_lean_database_thread():
         return await asyncio.gather(*(fastpath._in_db_thread(sum, [1, 2]) for _ in range(10)))
 
     assert async_to_sync(run)() == [3] * 10
+
+
+# --- The lobby detail ------------------------------------------------------------------------
+
+
+def _open_lobby(visibility="public"):
+    host, host_key = _guest("host")
+    lobby = services.lobby_create(
+        player=host, ip="203.0.113.1", name="room", max_players=4, visibility=visibility,
+        mode="duel", region="eu", metadata={"map": "harbour", "ranked": True},
+    )  # fmt: skip
+    guest, guest_key = _guest("guest")
+    services.lobby_join(lobby_id=lobby.pk, player=guest, ip="198.51.100.2", by_code=True)
+    services.lobby_set_ready(lobby_id=lobby.pk, player=guest, ready=True, ip="198.51.100.2")
+    return lobby, host_key, guest_key
+
+
+def test_detail_for_a_member_shows_the_join_code_and_the_members_in_order():
+    lobby, host_key, _ = _open_lobby()
+    status, body = both(f"{LOBBIES}/{lobby.pk}", host_key)
+    assert (status, body["join_code"], body["member_count"]) == (200, lobby.join_code, 2)
+    assert [(m["display_name"], m["ready"], m["is_host"]) for m in body["members"]] == [
+        ("host", False, True),
+        ("guest", True, False),
+    ]
+    assert body["metadata"] == {"map": "harbour", "ranked": True}
+
+
+def test_detail_of_a_public_lobby_for_an_outsider_hides_the_join_code():
+    lobby, _, _ = _open_lobby()
+    _, outsider_key = _guest("outsider")
+    status, body = both(f"{LOBBIES}/{lobby.pk}", outsider_key)
+    assert (status, body["join_code"], body["id"]) == (200, None, str(lobby.pk))
+
+
+def test_detail_of_a_private_lobby_is_404_to_outsiders_and_shown_to_members():
+    lobby, _, guest_key = _open_lobby(visibility="private")
+    _, outsider_key = _guest("outsider")
+    status, body = both(f"{LOBBIES}/{lobby.pk}", outsider_key)
+    assert (status, body["error"]["code"]) == (404, "lobby_not_found")
+    status, body = both(f"{LOBBIES}/{lobby.pk}", guest_key)
+    assert (status, body["join_code"]) == (200, lobby.join_code)
+
+
+def test_detail_of_a_closed_lobby_has_no_members():
+    lobby, host_key, _ = _open_lobby()
+    services.lobby_end(lobby_id=lobby.pk, player=Lobby.objects.get(pk=lobby.pk).host)
+    status, body = both(f"{LOBBIES}/{lobby.pk}", host_key)
+    assert (status, body["state"], body["members"], body["join_code"]) == (200, "closed", [], None)
+
+
+def test_detail_of_an_unknown_lobby_is_404():
+    _, key = _guest("seeker")
+    status, body = both(f"{LOBBIES}/6a1f2a5e-0000-4000-8000-000000000000", key)
+    assert (status, body["error"]["code"]) == (404, "lobby_not_found")
+
+
+def test_detail_with_a_malformed_id_or_a_bad_token_is_left_to_django():
+    lobby, key, _ = _open_lobby()
+    upper = f"{LOBBIES}/{str(lobby.pk).upper()}"
+    assert both(upper, key, lean_answers=False)[0] == 404
+    not_an_id = f"{LOBBIES}/not-a-uuid-at-all-but-36-characters-"
+    assert both(not_an_id, key, lean_answers=False)[0] == 404
+    status, body = both(f"{LOBBIES}/{lobby.pk}", "nope", lean_answers=False)
+    assert (status, body["error"]["code"]) == (401, "authentication_failed")
+
+
+def test_detail_refuses_a_revoked_token_at_once():
+    from rest_framework.authtoken.models import Token
+
+    lobby, key, _ = _open_lobby()
+    assert both(f"{LOBBIES}/{lobby.pk}", key)[0] == 200
+    Token.objects.filter(key=key).delete()
+    assert both(f"{LOBBIES}/{lobby.pk}", key, lean_answers=False)[0] == 401
+
+
+# --- ETag / If-None-Match ----------------------------------------------------------------------
+
+
+def _etag_of(path, key, query=""):
+    auth = [(b"authorization", f"Token {key}".encode())]
+    status, headers, _ = _call(django_asgi_app, path, query=query, headers=auth)
+    assert status == 200
+    return dict(headers)[b"etag"].decode()
+
+
+def _conditional(path, key, etag, query=""):
+    """Both doors asked with If-None-Match; returns the (equal) status and the lean headers."""
+    auth = [(b"authorization", f"Token {key}".encode()), (b"if-none-match", etag.encode())]
+    recorder = _Recorder()
+    lean = _call(fastpath.LeanHttp(recorder), path, query=query, headers=auth)
+    assert recorder.calls == []
+    throttles.reset()
+    full = _call(django_asgi_app, path, query=query, headers=auth)
+    assert lean == full
+    return lean[0], dict(lean[1]), lean[2]
+
+
+def test_unchanged_lobby_is_304_until_it_changes():
+    lobby, host_key, guest_key = _open_lobby()
+    path = f"{LOBBIES}/{lobby.pk}"
+    etag = _etag_of(path, host_key)
+    status, headers, body = _conditional(path, host_key, etag)
+    assert (status, headers[b"etag"].decode(), body) == (304, etag, b"")
+    assert b"content-type" not in headers
+    # Weak and listed forms match too (RFC 9110's weak comparison for GET).
+    assert _conditional(path, host_key, f'"other", W/{etag}')[0] == 304
+    # Another caller has its own tag: a member and an outsider see different join codes.
+    _, outsider_key = _guest("outsider")
+    assert _conditional(path, outsider_key, etag)[0] == 200
+    guest = _player(guest_key)
+    services.lobby_set_ready(lobby_id=lobby.pk, player=guest, ready=False, ip="192.0.2.4")
+    status, headers, body = _conditional(path, host_key, etag)
+    assert status == 200 and headers[b"etag"].decode() != etag
+    assert json.loads(body)["members"][1]["ready"] is False
+
+
+def test_unchanged_assignment_is_304_until_it_changes():
+    lobby, host_key, _ = _started_lobby()
+    etag = _etag_of(ASSIGNMENT, host_key)
+    assert _conditional(ASSIGNMENT, host_key, etag)[0] == 304
+    _relay_ready(lobby)
+    status, headers, body = _conditional(ASSIGNMENT, host_key, etag)
+    assert (status, json.loads(body)["status"]) == (200, "ready")
+    assert _conditional(ASSIGNMENT, host_key, headers[b"etag"].decode())[0] == 304
+
+
+def test_no_assignment_has_no_etag():
+    _, key = _guest("alone")
+    auth = [(b"authorization", f"Token {key}".encode())]
+    status, headers, _ = _call(fastpath.LeanHttp(django_asgi_app), ASSIGNMENT, headers=auth)
+    assert status == 404 and b"etag" not in dict(headers)
+
+
+def test_unchanged_browse_page_is_304_until_a_lobby_on_it_changes():
+    lobby, _, guest_key = _open_lobby()
+    _, key = _guest("browser")
+    etag = _etag_of(LOBBIES, key)
+    assert _conditional(LOBBIES, key, etag)[0] == 304
+    # The tag is the page's: another page, or the same page on another host, differs.
+    assert _conditional(LOBBIES, key, etag, query="mode=duel")[0] == 200
+    guest = _player(guest_key)
+    services.lobby_set_ready(lobby_id=lobby.pk, player=guest, ready=False, ip="192.0.2.4")
+    assert _conditional(LOBBIES, key, etag)[0] == 200  # its version moved
+    etag = _etag_of(LOBBIES, key)
+    newcomer = _guest("newcomer")[0]
+    services.lobby_create(player=newcomer, ip="203.0.113.1", name="new room", max_players=4)
+    assert _conditional(LOBBIES, key, etag)[0] == 200
+
+
+def test_kept_assignment_follows_every_change():
+    # The lean path keeps each player's answer while its event_seq stands still: every step of
+    # a match must still be seen, on the lean path alone, as Django sees it.
+    lobby, host_key, guest_key = _started_lobby()
+    assert both(ASSIGNMENT, guest_key)[1]["status"] == "pending"
+    assert both(ASSIGNMENT, guest_key)[1]["status"] == "pending"  # kept
+    _relay_ready(lobby)
+    assert both(ASSIGNMENT, guest_key)[1]["status"] == "ready"
+    services.lobby_leave(lobby_id=lobby.pk, player=_player(guest_key))
+    assert both(ASSIGNMENT, guest_key)[0] == 404
+    assert both(ASSIGNMENT, host_key)[1]["status"] == "ready"
+    services.lobby_end(lobby_id=lobby.pk, player=_player(host_key))
+    assert both(ASSIGNMENT, host_key)[0] == 404
+
+
+def _player(key):
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.select_related("user__player").get(key=key).user.player
