@@ -8,7 +8,7 @@ SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-services lint format clean
+.PHONY: setup run test test-services fuzz lint format clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,15 @@ test: $(STAMP)
 # The browser tests run once, in `make test`: the pages do not depend on the stack.
 test-services: $(STAMP)
 	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) $(BIN)/pytest -m "not browser" $(PYTEST_ARGS)
+
+# schemathesis, every operation with --checks all, against a live services stack (uvicorn, a
+# worker, the relay emulator on PostgreSQL and Redis); fails on any server error, undocumented
+# status or schema violation. Uses (drops and recreates) the database `fuzz`.
+FUZZ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fuzz
+FUZZ_REDIS_URL ?= redis://127.0.0.1:6379/14
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	FUZZ_DATABASE_URL=$(FUZZ_DATABASE_URL) FUZZ_REDIS_URL=$(FUZZ_REDIS_URL) $(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

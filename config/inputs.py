@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import exceptions, serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 
 # Deeper than anything the API takes (a ticket's `latencies` is 3 levels into its body), far
@@ -175,3 +176,43 @@ class TextField(serializers.CharField):
 
 # For a DictField: the message clients already know (DRF's names a Python type).
 OBJECT_ONLY = {"not_a_dict": "Must be a JSON object."}
+
+
+class JsonBooleanField(serializers.BooleanField):
+    """`true` or `false` only: DRF's BooleanField also takes 0, 1, "yes", "on"... which the
+    schema (a JSON boolean) does not promise."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class JsonIntegerField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField also takes "12", 12.0 and true."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPageNumberPagination(PageNumberPagination):
+    """`page_size` must be a whole number from 1 (larger asks get `max_page_size`): DRF ignores
+    a malformed one, which hides a client's bug. A `page` past the end stays DRF's 404."""
+
+    page_size_query_param = "page_size"
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or int(raw) < 1:
+            raise exceptions.ValidationError({"page_size": ["Must be a whole number from 1."]})
+        return min(int(raw), self.max_page_size or int(raw))
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+        return parameters

@@ -397,6 +397,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "lobby.schema.add_events_endpoint",
+        # Last: every operation's error answers, in the error shape (config/openapi.py).
+        "config.openapi.document_errors",
     ],
 }
 # Lobby payloads are small; a client cannot make the server buffer more than this.

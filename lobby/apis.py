@@ -11,15 +11,22 @@ from django.conf import settings
 from django.contrib.auth import login
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.inputs import OBJECT_ONLY, TextField
+from config.inputs import (
+    OBJECT_ONLY,
+    JsonBooleanField,
+    JsonIntegerField,
+    StrictPageNumberPagination,
+    TextField,
+)
+from config.openapi import errors
 from lobby import etags, selectors, services
 from lobby.ip import client_ip
 from lobby.models import Lobby
+from lobby.shapes import LobbyDetailOut
 from lobby.throttles import GuestCreationThrottle, IpThrottle, JoinCodeThrottle, PlayerThrottle
 
 SLUG = re.compile(r"^[A-Za-z0-9_.-]*$")
@@ -74,31 +81,6 @@ class PlayerOut(serializers.Serializer):
     last_seq = serializers.IntegerField(
         source="event_seq", help_text="the player's latest event seq: start a stream after it"
     )
-
-
-class MemberOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    display_name = serializers.CharField()
-    ready = serializers.BooleanField()
-    is_host = serializers.BooleanField()
-
-
-class LobbyDetailOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
-    state = serializers.ChoiceField(choices=Lobby.State.choices)
-    version = serializers.IntegerField()
-    visibility = serializers.ChoiceField(choices=Lobby.Visibility.choices)
-    max_players = serializers.IntegerField()
-    member_count = serializers.IntegerField()
-    mode = serializers.CharField()
-    region = serializers.CharField()
-    metadata = serializers.DictField()
-    joinable_after_start = serializers.BooleanField()
-    host_id = serializers.IntegerField()
-    join_code = serializers.CharField(allow_null=True, help_text="members only")
-    failure_reason = serializers.CharField(allow_null=True)
-    members = MemberOut(many=True)
 
 
 class RelayOut(serializers.Serializer):
@@ -156,7 +138,12 @@ class MeApi(APIView):
 
 
 class AssignmentApi(APIView):
-    @extend_schema(responses={200: AssignmentOut})
+    @extend_schema(
+        responses={
+            200: AssignmentOut,
+            **errors(e404="`no_assignment`: no match of yours has started"),
+        }
+    )
     def get(self, request):
         # The tag comes from the player as authentication read it, before the answer is read.
         player = request.player
@@ -168,9 +155,8 @@ class AssignmentApi(APIView):
         return answer
 
 
-class LobbyPagination(PageNumberPagination):
+class LobbyPagination(StrictPageNumberPagination):
     page_size = 20
-    page_size_query_param = "page_size"
     max_page_size = 100
 
 
@@ -196,7 +182,7 @@ class LobbyListApi(APIView):
 
     class LobbyCreateIn(serializers.Serializer):
         name = TextField(min_length=1, max_length=64, validators=[_display_name])
-        max_players = serializers.IntegerField(
+        max_players = JsonIntegerField(
             min_value=2,
             default=_default_max_players,
             help_text="2 to LOBBY_MAX_PLAYERS; default 8, or LOBBY_MAX_PLAYERS if lower",
@@ -209,7 +195,7 @@ class LobbyListApi(APIView):
         metadata = serializers.DictField(
             default=dict, validators=[_metadata], error_messages=OBJECT_ONLY
         )
-        joinable_after_start = serializers.BooleanField(default=True)
+        joinable_after_start = JsonBooleanField(default=True)
 
         def validate_max_players(self, value):
             if value > settings.LOBBY_MAX_PLAYERS:
@@ -237,7 +223,13 @@ class LobbyListApi(APIView):
         answer["ETag"] = etag
         return answer
 
-    @extend_schema(request=LobbyCreateIn, responses={201: LobbyDetailOut})
+    @extend_schema(
+        request=LobbyCreateIn,
+        responses={
+            201: LobbyDetailOut,
+            **errors(e409="`already_in_lobby`, `busy`"),
+        },
+    )
     def post(self, request):
         data = self.LobbyCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -247,7 +239,12 @@ class LobbyListApi(APIView):
 
 
 class LobbyDetailApi(APIView):
-    @extend_schema(responses=LobbyDetailOut)
+    @extend_schema(
+        responses={
+            200: LobbyDetailOut,
+            **errors(e404="`lobby_not_found`: no such lobby, or a private one you are not in"),
+        }
+    )
     def get(self, request, lobby_id):
         lobby = selectors.lobby_get_visible(lobby_id=lobby_id, player=request.player)
         etag = etags.lobby_etag(
@@ -261,7 +258,17 @@ class LobbyDetailApi(APIView):
 
 
 class LobbyJoinApi(APIView):
-    @extend_schema(request=None, responses=LobbyDetailOut)
+    @extend_schema(
+        request=None,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`lobby_not_found`: no such lobby, or a private one you are not in",
+                e403="`kicked`",
+                e409="`already_in_lobby`, `lobby_closed`, `lobby_started`, `lobby_full`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         lobby = services.lobby_join(lobby_id=lobby_id, player=request.player, ip=client_ip(request))
         return Response(_detail(lobby, request.player))
@@ -274,7 +281,16 @@ class LobbyJoinByCodeApi(APIView):
         code = TextField(min_length=1, max_length=16)
 
     @extend_schema(
-        request=JoinByCodeIn, responses=LobbyDetailOut, operation_id="v1_lobbies_join_by_code"
+        request=JoinByCodeIn,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`wrong_code`: no open lobby has this code",
+                e403="`kicked`",
+                e409="`already_in_lobby`, `lobby_closed`, `lobby_started`, `lobby_full`, `busy`",
+            ),
+        },
+        operation_id="v1_lobbies_join_by_code",
     )
     def post(self, request):
         data = self.JoinByCodeIn(data=request.data)
@@ -286,7 +302,17 @@ class LobbyJoinByCodeApi(APIView):
 
 
 class LobbyLeaveApi(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            **errors(
+                e404="`lobby_not_found`: no such lobby, or a private one you are not in",
+                e403="`not_a_member`",
+                e409="`lobby_closed`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         services.lobby_leave(lobby_id=lobby_id, player=request.player)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -294,9 +320,19 @@ class LobbyLeaveApi(APIView):
 
 class LobbyReadyApi(APIView):
     class ReadyIn(serializers.Serializer):
-        ready = serializers.BooleanField()
+        ready = JsonBooleanField()
 
-    @extend_schema(request=ReadyIn, responses=LobbyDetailOut)
+    @extend_schema(
+        request=ReadyIn,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`lobby_not_found`: no such lobby, or a private one you are not in",
+                e403="`not_a_member`",
+                e409="`lobby_closed`, `wrong_state`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         data = self.ReadyIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -310,11 +346,21 @@ class LobbyReadyApi(APIView):
 
 
 class TargetSerializer(serializers.Serializer):
-    player_id = serializers.IntegerField(min_value=1)
+    player_id = JsonIntegerField(min_value=1)
 
 
 class LobbyKickApi(APIView):
-    @extend_schema(request=TargetSerializer, responses=LobbyDetailOut)
+    @extend_schema(
+        request=TargetSerializer,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`lobby_not_found`, `target_not_in_lobby`",
+                e403="`not_a_member`, `not_host`",
+                e409="`lobby_closed`, `cannot_kick_self`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         data = TargetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -325,7 +371,17 @@ class LobbyKickApi(APIView):
 
 
 class LobbyTransferHostApi(APIView):
-    @extend_schema(request=TargetSerializer, responses=LobbyDetailOut)
+    @extend_schema(
+        request=TargetSerializer,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`lobby_not_found`, `target_not_in_lobby`",
+                e403="`not_a_member`, `not_host`",
+                e409="`lobby_closed`, `wrong_state`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         data = TargetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -336,14 +392,34 @@ class LobbyTransferHostApi(APIView):
 
 
 class LobbyStartApi(APIView):
-    @extend_schema(request=None, responses=LobbyDetailOut)
+    @extend_schema(
+        request=None,
+        responses={
+            200: LobbyDetailOut,
+            **errors(
+                e404="`lobby_not_found`: no such lobby, or a private one you are not in",
+                e403="`not_a_member`, `not_host`",
+                e409="`lobby_closed`, `wrong_state`, `not_enough_players`, `not_ready`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         lobby = services.lobby_start(lobby_id=lobby_id, player=request.player)
         return Response(_detail(lobby, request.player))
 
 
 class LobbyEndApi(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            **errors(
+                e404="`lobby_not_found`: no such lobby, or a private one you are not in",
+                e403="`not_a_member`, `not_host`",
+                e409="`lobby_closed`, `busy`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         services.lobby_end(lobby_id=lobby_id, player=request.player)
         return Response(status=status.HTTP_204_NO_CONTENT)

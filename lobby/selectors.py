@@ -4,6 +4,7 @@ from django.db.models import Q, QuerySet
 
 from lobby.errors import NotFound
 from lobby.models import Lobby, Membership, Player, PlayerEvent, player_holder
+from lobby.shapes import lobby_render
 from relays.models import RelaySession, Seat
 
 EVENTS_PAGE = 100
@@ -62,33 +63,10 @@ def lobby_members(lobby: Lobby) -> list[Membership]:
 
 
 def lobby_snapshot(lobby: Lobby, members: list[Membership] | None = None) -> dict:
-    """What every member sees of the lobby (the `lobby.updated` payload and the detail)."""
+    """What every member sees of the lobby (the `lobby.updated` payload and the detail), in the
+    one shape `lobby.shapes.LobbyDetailOut` defines."""
     members = lobby_members(lobby) if members is None else members
-    return {
-        "id": str(lobby.pk),
-        "name": lobby.name,
-        "state": lobby.state,
-        "version": lobby.version,
-        "visibility": lobby.visibility,
-        "max_players": lobby.max_players,
-        "member_count": len(members),
-        "mode": lobby.mode,
-        "region": lobby.region,
-        "metadata": lobby.metadata,
-        "joinable_after_start": lobby.joinable_after_start,
-        "host_id": lobby.host_id,
-        "join_code": lobby.join_code,
-        "failure_reason": lobby.failure_reason or None,
-        "members": [
-            {
-                "id": member.player_id,
-                "display_name": member.player.display_name,
-                "ready": member.ready,
-                "is_host": member.player_id == lobby.host_id,
-            }
-            for member in members
-        ],
-    }
+    return lobby_render(lobby, members)
 
 
 def assignment_for(*, lobby: Lobby, player_id: int, session: RelaySession | None = None) -> dict:

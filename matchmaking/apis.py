@@ -5,11 +5,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.inputs import OBJECT_ONLY, TextField
+from config.inputs import OBJECT_ONLY, JsonIntegerField, TextField
+from config.openapi import errors
 from lobby.ip import client_ip
 from lobby.throttles import IpThrottle, JoinCodeThrottle, PlayerThrottle
 from matchmaking import selectors, services
-from matchmaking.models import Party, Ticket
+from matchmaking.shapes import PartyOut, TicketOut
 
 
 class ProfileOut(serializers.Serializer):
@@ -19,39 +20,6 @@ class ProfileOut(serializers.Serializer):
     mode = serializers.CharField()
     rules = serializers.JSONField()
     ticket_ttl = serializers.IntegerField()
-
-
-class TicketOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    profile = serializers.CharField()
-    status = serializers.ChoiceField(choices=Ticket.Status.choices)
-    lobby_id = serializers.UUIDField(allow_null=True)
-    team = serializers.IntegerField(allow_null=True)
-    players = serializers.ListField(child=serializers.IntegerField())
-    party_id = serializers.UUIDField(allow_null=True)
-    attributes = serializers.JSONField()
-    expansion_step = serializers.IntegerField()
-    blocked_by = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-
-
-class PartyOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    code = serializers.CharField()
-    leader_id = serializers.IntegerField()
-    max_size = serializers.IntegerField()
-    members = serializers.ListField(child=serializers.IntegerField())
-
-
-def _party(party: Party) -> dict:
-    return {
-        "id": party.pk,
-        "code": party.code,
-        "leader_id": party.leader_id,
-        "max_size": party.max_size,
-        "members": list(party.members.filter(active=True).values_list("player_id", flat=True)),
-    }
 
 
 class ProfileListApi(APIView):
@@ -65,7 +33,19 @@ class TicketCreateApi(APIView):
         profile = TextField(min_length=1, max_length=64)
         attributes = serializers.DictField(default=dict, error_messages=OBJECT_ONLY)
 
-    @extend_schema(request=TicketIn, responses={201: TicketOut, 200: TicketOut})
+    @extend_schema(
+        request=TicketIn,
+        responses={
+            201: TicketOut,
+            200: TicketOut,
+            **errors(
+                e404="`profile_not_found`",
+                e403="`not_party_leader`",
+                e409="`already_queued` (with `ticket_id` and `profile`), `party_too_large`,"
+                " `already_in_lobby`, `busy`",
+            ),
+        },
+    )
     def post(self, request):
         data = self.TicketIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -76,39 +56,49 @@ class TicketCreateApi(APIView):
             ip=client_ip(request),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(services.ticket_snapshot(ticket), status=code)
+        return Response(selectors.ticket_snapshot(ticket), status=code)
 
 
 class TicketDetailApi(APIView):
-    @extend_schema(responses=TicketOut)
+    @extend_schema(responses={200: TicketOut, **errors(e404="`ticket_not_found`")})
     def get(self, request, ticket_id):
-        ticket = services.ticket_get(ticket_id=ticket_id, player=request.player)
-        return Response(services.ticket_snapshot(ticket))
+        ticket = selectors.ticket_get(ticket_id=ticket_id, player=request.player)
+        return Response(selectors.ticket_snapshot(ticket))
 
-    @extend_schema(responses=TicketOut)
+    @extend_schema(
+        responses={
+            200: TicketOut,
+            **errors(e404="`ticket_not_found`", e403="`not_party_leader`", e409="`ticket_matched`"),
+        }
+    )
     def delete(self, request, ticket_id):
         ticket = services.ticket_cancel(ticket_id=ticket_id, player=request.player)
-        return Response(services.ticket_snapshot(ticket))
+        return Response(selectors.ticket_snapshot(ticket))
 
 
 class PartyCreateApi(APIView):
     class PartyIn(serializers.Serializer):
-        max_size = serializers.IntegerField(min_value=2, max_value=16, default=4)
+        max_size = JsonIntegerField(min_value=2, max_value=16, default=4)
 
-    @extend_schema(request=PartyIn, responses={201: PartyOut})
+    @extend_schema(
+        request=PartyIn,
+        responses={201: PartyOut, **errors(e409="`already_in_party`, `already_queued`")},
+    )
     def post(self, request):
         data = self.PartyIn(data=request.data)
         data.is_valid(raise_exception=True)
         party = services.party_create(
             player=request.player, ip=client_ip(request), **data.validated_data
         )
-        return Response(_party(party), status=status.HTTP_201_CREATED)
+        return Response(PartyOut(party).data, status=status.HTTP_201_CREATED)
 
 
 class PartyDetailApi(APIView):
-    @extend_schema(responses=PartyOut)
+    @extend_schema(responses={200: PartyOut, **errors(e404="`party_not_found`")})
     def get(self, request, party_id):
-        return Response(_party(services.party_get(party_id=party_id, player=request.player)))
+        return Response(
+            PartyOut(selectors.party_get(party_id=party_id, player=request.player)).data
+        )
 
 
 class PartyJoinApi(APIView):
@@ -117,18 +107,27 @@ class PartyJoinApi(APIView):
     class PartyJoinIn(serializers.Serializer):
         code = TextField(min_length=1, max_length=16)
 
-    @extend_schema(request=PartyJoinIn, responses=PartyOut)
+    @extend_schema(
+        request=PartyJoinIn,
+        responses={
+            200: PartyOut,
+            **errors(
+                e404="`wrong_code`",
+                e409="`already_in_party`, `already_queued`, `party_searching`, `party_full`",
+            ),
+        },
+    )
     def post(self, request):
         data = self.PartyJoinIn(data=request.data)
         data.is_valid(raise_exception=True)
         party = services.party_join(
             code=data.validated_data["code"], player=request.player, ip=client_ip(request)
         )
-        return Response(_party(party))
+        return Response(PartyOut(party).data)
 
 
 class PartyLeaveApi(APIView):
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **errors(e403="`not_in_party`")})
     def post(self, request, party_id):
         services.party_leave(party_id=party_id, player=request.player)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -126,3 +126,7 @@ class Ticket(models.Model):
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def player_ids(self) -> list[int]:
+        return [member["player_id"] for member in self.members]

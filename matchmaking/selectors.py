@@ -3,7 +3,10 @@ from statistics import median
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from matchmaking.models import Profile, Ticket
+from lobby.errors import NotFound
+from lobby.models import Player
+from matchmaking.models import Party, Profile, Ticket
+from matchmaking.shapes import TicketOut
 
 
 def profile_list():
@@ -38,3 +41,24 @@ def ticket_searching_for(player) -> Ticket | None:
         .order_by("-created_at")
         .first()
     )
+
+
+def ticket_snapshot(ticket: Ticket) -> dict:
+    """What a ticket's players see (GET ticket and the `ticket.updated` event)."""
+    return dict(TicketOut(ticket).data)
+
+
+def ticket_get(*, ticket_id, player: Player) -> Ticket:
+    """A ticket that seats the player (404 otherwise)."""
+    ticket = Ticket.objects.select_related("profile").filter(pk=ticket_id).first()
+    if ticket is None or player.pk not in ticket.player_ids:
+        raise NotFound("ticket_not_found", "There is no such ticket.")
+    return ticket
+
+
+def party_get(*, party_id, player: Player) -> Party:
+    """A party the player is in (404 otherwise: a party's existence is its members' business)."""
+    party = Party.objects.filter(pk=party_id, disbanded_at=None).first()
+    if party is None or not party.members.filter(player=player, active=True).exists():
+        raise NotFound("party_not_found", "There is no such party.")
+    return party

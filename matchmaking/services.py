@@ -29,6 +29,7 @@ from matchmaking.matcher import Ticket as MatcherTicket
 from matchmaking.matcher import form_matches
 from matchmaking.models import Party, PartyMember, Profile, Ticket
 from matchmaking.rules import AttributesError, parse_rules, validate_attributes
+from matchmaking.selectors import party_get, ticket_get, ticket_snapshot  # noqa: F401 - re-exported
 from ratings import selectors as ratings_selectors
 from ratings.skill import party_skill
 from ratings.skill import quality as predicted_quality
@@ -50,29 +51,6 @@ class AttributesInvalid(Invalid):
         name, problem = next(iter(errors.items()))
         message = f"attributes.{name} {problem}" if name else problem
         super().__init__("invalid", message, fields={"attributes": errors})
-
-
-def ticket_snapshot(ticket: Ticket) -> dict:
-    """What a ticket's players see (GET ticket and the `ticket.updated` event)."""
-    return {
-        "id": str(ticket.pk),
-        "profile": ticket.profile.name,
-        "status": ticket.status,
-        "lobby_id": str(ticket.lobby_id) if ticket.lobby_id else None,
-        "team": ticket.team,
-        "players": [member["player_id"] for member in ticket.members],
-        "party_id": str(ticket.party_id) if ticket.party_id else None,
-        "attributes": ticket.attributes,
-        "expansion_step": ticket.expansion_step,
-        "blocked_by": ticket.blocked_by or None,
-        "created_at": _iso(ticket.created_at),
-        "expires_at": _iso(ticket.expires_at),
-    }
-
-
-def _iso(moment) -> str:
-    # The same form as the DRF answers' datetimes: UTC with a Z.
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _announce(ticket: Ticket) -> None:
@@ -136,14 +114,6 @@ def party_join(*, code: str, player: Player, ip: str) -> Party:
             if violated_constraint(exc) != PARTY_CONSTRAINT:
                 raise
             raise Conflict("already_in_party", "Leave your current party first.") from None
-    return party
-
-
-def party_get(*, party_id, player: Player) -> Party:
-    """A party the player is in (404 otherwise: a party's existence is its members' business)."""
-    party = Party.objects.filter(pk=party_id, disbanded_at=None).first()
-    if party is None or not party.members.filter(player=player, active=True).exists():
-        raise NotFound("party_not_found", "There is no such party.")
     return party
 
 
@@ -275,13 +245,6 @@ def _already_queued(existing: Ticket) -> Conflict:
         ticket_id=str(existing.pk),
         profile=existing.profile.name,
     )
-
-
-def ticket_get(*, ticket_id, player: Player) -> Ticket:
-    ticket = Ticket.objects.select_related("profile").filter(pk=ticket_id).first()
-    if ticket is None or player.pk not in [m["player_id"] for m in ticket.members]:
-        raise NotFound("ticket_not_found", "There is no such ticket.")
-    return ticket
 
 
 def _cancel(ticket: Ticket) -> bool:

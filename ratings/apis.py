@@ -6,6 +6,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import errors
 from lobby.apis import MeApi, PlayerOut
 from lobby.throttles import PlayerThrottle
 from ratings import selectors, services
@@ -60,7 +61,18 @@ class ResultApi(APIView):
     class ResultIn(serializers.Serializer):
         teams = TeamPlacement(many=True, help_text="every player of the match, once")
 
-    @extend_schema(request=ResultIn, responses={200: ResultOut})
+    @extend_schema(
+        request=ResultIn,
+        responses={
+            200: ResultOut,
+            # Refusals in the error shape (config.openapi documents the framework's own).
+            **errors(
+                e404="`lobby_not_found`",
+                e403="`not_a_player`",
+                e409="`not_rated`, `not_started`, `already_reported`, `result_final`",
+            ),
+        },
+    )
     def post(self, request, lobby_id):
         data = self.ResultIn(data=request.data)
         data.is_valid(raise_exception=True)
