@@ -2,8 +2,6 @@
 // relay is up, this player's assignment. Kept current by the player's event stream.
 
 import {
-  EventStream,
-  STREAM_STATUS,
   announce,
   api,
   bindCopyButtons,
@@ -13,6 +11,8 @@ import {
   replaceChildrenKeepingFocus,
   showMessage,
 } from "./api.js";
+import { EventStream, connectionIndicator } from "./stream.js";
+import { sentence } from "./words.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const me = config.me;
@@ -255,13 +255,6 @@ function renderHead(lobby) {
   ui.meta.replaceChildren(...tags);
 }
 
-// "the relay was not ready within 60 seconds" -> "The relay was not ready within 60 seconds."
-function sentence(text) {
-  const trimmed = (text || "unknown").trim();
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
-}
-
 function names(members) {
   const list = members.map((member) => (member.id === me.id ? "you" : member.display_name));
   if (list.length <= 1) return list.join("");
@@ -278,7 +271,7 @@ function statusOf(lobby) {
     return {
       badge: "Failed",
       title: "The relay could not be set up",
-      text: `${sentence(lobby.failure_reason)} ${
+      text: `${sentence(lobby.failure_reason, "unknown")} ${
         iAmHost
           ? "Make sure everyone is still ready, then start again."
           : `Waiting for ${hostName} (the host) to start again.`
@@ -315,7 +308,7 @@ function statusOf(lobby) {
     return {
       badge: "Failed",
       title: "The relay refused your seat",
-      text: sentence(assignment.error),
+      text: sentence(assignment.error, "unknown"),
     };
   }
   if (lobby.state === "ready" && assignment && assignment.status === "ready") {
@@ -473,10 +466,7 @@ function stopElapsed() {
   elapsedTimer = null;
 }
 
-function setConnection(status) {
-  ui.connection.className = `conn conn--${status}`;
-  ui.connectionText.textContent = STREAM_STATUS[status] || status;
-}
+const setConnection = connectionIndicator(ui.connection, ui.connectionText);
 
 // --- Actions ---------------------------------------------------------------------------------
 

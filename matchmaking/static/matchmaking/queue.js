@@ -3,8 +3,6 @@
 // in the match's lobby room. See docs/matchmaking.md for the API it uses.
 
 import {
-  EventStream,
-  STREAM_STATUS,
   announce,
   api,
   clearFieldErrors,
@@ -12,6 +10,7 @@ import {
   roomUrl,
   showMessage,
 } from "../lobby/api.js";
+import { EventStream, connectionIndicator } from "../lobby/stream.js";
 import {
   clock,
   describeChange,
@@ -816,10 +815,7 @@ function onEvent(event) {
   if (event.type === "ticket.updated") applyTicket(event.data, { fromEvent: true });
 }
 
-function setConnection(status) {
-  ui.connection.className = `conn conn--${status}`;
-  ui.connectionText.textContent = STREAM_STATUS[status] || status;
-}
+const setConnection = connectionIndicator(ui.connection, ui.connectionText);
 
 const stream = new EventStream({
   after: config.after,

@@ -1,6 +1,12 @@
 // Matchmaking rules and the matcher's explanations, said in words for players. Pure functions:
 // no page state, so the queue page and anything else can use them.
 
+// `sentence` has one copy for every page (lobby/words.js, room.js uses it too); re-exported here
+// for queue.js.
+import { sentence } from "../lobby/words.js";
+
+export { sentence };
+
 export function words(name) {
   return String(name).replace(/[_-]+/g, " ").trim() || String(name);
 }
@@ -12,14 +18,6 @@ export function label(name) {
 
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
-}
-
-// "the relay was not ready" -> "The relay was not ready."
-export function sentence(text) {
-  const trimmed = String(text || "").trim();
-  if (!trimmed) return "";
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 export function seconds(value) {
