@@ -58,7 +58,11 @@ async def test_session_cookie_from_our_origin_opens_the_socket():
     from asgiref.sync import sync_to_async
 
     cookie = await sync_to_async(_session_cookie)(await sync_to_async(_user)())
-    headers = [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://localhost:8000")]
+    headers = [
+        (b"cookie", f"sessionid={cookie}".encode()),
+        (b"origin", b"http://localhost:8000"),
+        (b"host", b"localhost:8000"),  # same origin: scheme, host and port
+    ]
     communicator, connected = await _connect(headers)
     assert connected
     await communicator.disconnect()
