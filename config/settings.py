@@ -407,6 +407,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # its headers, then its body (256 KiB at 10 KB/s fits), before it is answered 408 and closed.
 HTTP_HEADER_TIMEOUT = _read("HTTP_HEADER_TIMEOUT", _positive_float, 10.0)
 HTTP_BODY_TIMEOUT = _read("HTTP_BODY_TIMEOUT", _positive_float, 30.0)
+# Event sockets per web process (lobby/socketcaps.py): a player's oldest beyond this many is
+# closed (4001); an address beyond its count gets new ones closed at once (4029).
+SOCKETS_PER_PLAYER = _read("SOCKETS_PER_PLAYER", _pool_size, 5)
+SOCKETS_PER_IP = _read("SOCKETS_PER_IP", _pool_size, 200)
 
 # --- The rest --------------------------------------------------------------------------------
 

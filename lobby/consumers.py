@@ -6,6 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from lobby.realtime import PUSH_TYPE, player_group, socket_monitor
 from lobby.selectors import events_after, player_for_user
+from lobby.socketcaps import CLOSE_REPLACED, CLOSE_TOO_MANY, scope_ip, socket_caps
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
@@ -31,6 +32,17 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             self.last_seq = 0
         self.player = await database_sync_to_async(player_for_user)(user)
+        # Capped before any Redis or replay work (lobby/socketcaps.py, close codes in docs/api.md).
+        admitted, replaced = socket_caps.admit(
+            self, player_id=self.player.pk, ip=scope_ip(self.scope)
+        )
+        if not admitted:
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        for old in replaced:
+            socket_caps.release(old)
+            await old.close(code=CLOSE_REPLACED)
         self.group = player_group(self.player.pk)
         # Replays and pushes go out one at a time, so seqs leave in order.
         self.sending = asyncio.Lock()
@@ -73,6 +85,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return sent
 
     async def disconnect(self, code):
+        socket_caps.release(self)
         if hasattr(self, "monitor"):
             self.monitor.remove(self)
         if hasattr(self, "group"):
