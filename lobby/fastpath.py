@@ -32,6 +32,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -342,6 +343,94 @@ def _event_seq_query() -> _Compiled:
     return _Compiled(queryset, {"player": _PLAYER_MARK})
 
 
+class _SeqReader:
+    """Players' `event_seq`, read for many polls in one statement.
+
+    The common poll (its token checked within TOKEN_CACHE_SECONDS, its `last_seen_at` fresh, its
+    answer kept) needs nothing from the database but this one number. Polls that arrive while a
+    read is in flight wait for the next read, together: one hop to the lean database thread and
+    one round trip for all of them, however many connections poll at once. One reader per event
+    loop (tests run several loops).
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self):
+        self.pending: dict[int, list[asyncio.Future]] = {}
+        self.running = False
+
+    async def get(self, player_id: int) -> int | None:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(player_id, []).append(future)
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch = dict(list(self.pending.items())[: self.MAX_BATCH])
+                for player_id in batch:
+                    del self.pending[player_id]
+                try:
+                    seqs = await _in_db_thread(_read_seqs, list(batch))
+                except Exception as exc:  # each waiting poll fails over to Django
+                    seqs, failure = {}, exc
+                else:
+                    failure = None
+                for player_id, futures in batch.items():
+                    for future in futures:
+                        if future.done():
+                            continue
+                        if failure is not None:
+                            future.set_exception(failure)
+                        else:
+                            future.set_result(seqs.get(player_id))
+        finally:
+            self.running = False
+
+
+_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _seq_reader() -> _SeqReader:
+    loop = asyncio.get_running_loop()
+    reader = _readers.get(loop)
+    if reader is None:
+        reader = _readers[loop] = _SeqReader()
+    return reader
+
+
+_SEQ_SQL: dict[tuple, str] = {}
+
+
+def _read_seqs(player_ids: list[int]) -> dict[int, int]:
+    from lobby.models import Player
+
+    key = (connection.vendor, len(player_ids))
+    sql = _SEQ_SQL.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        pk, seq = Player._meta.pk.column, Player._meta.get_field("event_seq").column
+        marks = ", ".join(["%s"] * len(player_ids))
+        # Only quoted names from the model and placeholders are formatted in.
+        sql = f"SELECT {quote(pk)}, {quote(seq)} FROM {quote(Player._meta.db_table)} "  # noqa: S608
+        sql += f"WHERE {quote(pk)} IN ({marks})"
+        if len(_SEQ_SQL) < 512:
+            _SEQ_SQL[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, player_ids)
+        return dict(cursor.fetchall())
+
+
+def _in_loop(entry) -> bool:
+    """Whether a poll by this token needs no database but its event_seq: the token checked
+    within TOKEN_CACHE_SECONDS and the player's `last_seen_at` fresh (lobby.permissions.IsPlayer
+    touches it)."""
+    return entry is not None and not _touch_due(entry)
+
+
 # --- Requests --------------------------------------------------------------------------------
 
 
@@ -462,16 +551,22 @@ def _assignment_job(key, entry, if_none_match, request, conf, secure):
             return None
     _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
     (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
-    etag = etags.assignment_etag(player_id=entry.pk, event_seq=event_seq)
-    if etags.not_modified(if_none_match, etag):
-        return _not_modified(conf, secure, ASSIGNMENT, etag)
     answer = _ready.get(entry.pk, event_seq)
     if answer is None:
         answer = _assignment_body(entry.pk)
         _ready.put(entry.pk, event_seq, *answer)
+    return _assignment_answer(entry.pk, event_seq, answer, if_none_match, conf, secure)
+
+
+def _assignment_answer(player_id, event_seq, answer, if_none_match, conf, secure):
     status, body = answer
-    extra = ((b"etag", etag.encode()),) if status == 200 else ()
-    return status, body, _json_headers(conf, secure, (*extra, *conf.drf_headers[ASSIGNMENT]))
+    if status != 200:
+        return status, body, _json_headers(conf, secure, conf.drf_headers[ASSIGNMENT])
+    etag = etags.assignment_etag(player_id=player_id, event_seq=event_seq)
+    if etags.not_modified(if_none_match, etag):
+        return _not_modified(conf, secure, ASSIGNMENT, etag)
+    extra = ((b"etag", etag.encode()), *conf.drf_headers[ASSIGNMENT])
+    return status, body, _json_headers(conf, secure, extra)
 
 
 def _not_modified(conf, secure, path, etag: str) -> tuple[int, bytes, list]:
@@ -500,10 +595,20 @@ async def _assignment(request, conf, secure, query):
     key = _token_key(request)
     if key is None:
         return None
-    return await _in_db_thread(
-        _assignment_job, key, cached_token_entry(key), _if_none_match(request), request, conf,
-        secure,
-    )  # fmt: skip
+    entry, if_none_match = cached_token_entry(key), _if_none_match(request)
+    if not _in_loop(entry):
+        return await _in_db_thread(
+            _assignment_job, key, entry, if_none_match, request, conf, secure
+        )
+    _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
+    event_seq = await _seq_reader().get(entry.pk)
+    if event_seq is None:
+        return None  # the player is gone: Django says what that means
+    answer = _ready.get(entry.pk, event_seq)
+    if answer is None:
+        answer = await _in_db_thread(_assignment_body, entry.pk)
+        _ready.put(entry.pk, event_seq, *answer)
+    return _assignment_answer(entry.pk, event_seq, answer, if_none_match, conf, secure)
 
 
 def _if_none_match(request: _Request) -> str | None:
@@ -512,15 +617,28 @@ def _if_none_match(request: _Request) -> str | None:
 
 
 def _events_job(key, entry, after, request, conf, secure):
-    from lobby.errors import error_body
-    from lobby.ip import client_ip
-    from lobby.selectors import events_after
-
     if entry is None:
         entry = token_entry(key)
         if entry is None:
             return None
-    # The events endpoint's own order: the first throttle that refuses answers, in its words.
+    refused = _events_throttled(entry, request, conf, secure)
+    if refused is not None:
+        return refused
+    if _touch_due(entry):
+        from lobby.services import player_touch
+
+        player_touch(entry)
+    (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
+    if event_seq > after:
+        return _events_page(entry.pk, after, conf, secure)
+    return _events_answer([], after, conf, secure)
+
+
+def _events_throttled(entry, request, conf, secure):
+    """The events endpoint's own order: the first throttle that refuses answers, in its words."""
+    from lobby.errors import error_body
+    from lobby.ip import client_ip
+
     for scope, ident in (("player", entry.user_id), ("ip", client_ip(request))):
         wait = throttles.check(((scope, ident),))
         if wait is not None:
@@ -528,17 +646,18 @@ def _events_job(key, entry, after, request, conf, secure):
             body = error_body("throttled", "Too many requests; slow down.", retry_after=seconds)
             headers = _json_headers(conf, secure, ((b"retry-after", str(seconds).encode()),))
             return 429, _django_json(body), headers
-    if _touch_due(entry):
-        from lobby.services import player_touch
+    return None
 
-        player_touch(entry)
-    (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
-    events = []
-    if event_seq > after:
-        from lobby.models import Player
 
-        player = Player(pk=entry.pk)
-        events = [event.as_message() for event in events_after(player=player, after=after)]
+def _events_page(player_id, after, conf, secure):
+    from lobby.models import Player
+    from lobby.selectors import events_after
+
+    events = [e.as_message() for e in events_after(player=Player(pk=player_id), after=after)]
+    return _events_answer(events, after, conf, secure)
+
+
+def _events_answer(events, after, conf, secure):
     last_seq = events[-1]["seq"] if events else after
     return 200, _django_json({"events": events, "last_seq": last_seq}), _json_headers(conf, secure)
 
@@ -553,9 +672,18 @@ async def _events(request, conf, secure, query):
     key = _token_key(request)
     if key is None:
         return None
-    return await _in_db_thread(
-        _events_job, key, cached_token_entry(key), after, request, conf, secure
-    )
+    entry = cached_token_entry(key)
+    if not _in_loop(entry):
+        return await _in_db_thread(_events_job, key, entry, after, request, conf, secure)
+    refused = _events_throttled(entry, request, conf, secure)
+    if refused is not None:
+        return refused
+    event_seq = await _seq_reader().get(entry.pk)
+    if event_seq is None:
+        return None
+    if event_seq > after:
+        return await _in_db_thread(_events_page, entry.pk, after, conf, secure)
+    return _events_answer([], after, conf, secure)
 
 
 _PAGE_SIZE_DEFAULT = 20

@@ -489,3 +489,50 @@ def _player(key):
     from rest_framework.authtoken.models import Token
 
     return Token.objects.select_related("user__player").get(key=key).user.player
+
+
+def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch):
+    # Polls that arrive together share one read of their players' event_seq (fastpath._SeqReader):
+    # each must still get its own assignment and its own events.
+    lobby, host_key, guest_key = _started_lobby()
+    _relay_ready(lobby)
+    _, alone_key = _guest("alone")
+    keys = [host_key, guest_key, alone_key]
+    app = fastpath.LeanHttp(_Recorder())
+    for key in keys:  # the first poll reads and caches each token
+        _call(app, ASSIGNMENT, headers=[(b"authorization", f"Token {key}".encode())])
+    reads = []
+    real_read = fastpath._read_seqs
+    monkeypatch.setattr(fastpath, "_read_seqs", lambda ids: reads.append(ids) or real_read(ids))
+
+    async def poll(path, key, query=""):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http", "method": "GET", "scheme": "http", "path": path, "raw_path": b"",
+            "query_string": query.encode(), "client": ("127.0.0.1", 40000), "root_path": "",
+            "headers": [(b"host", b"localhost"), (b"authorization", f"Token {key}".encode())],
+        }  # fmt: skip
+        await app(scope, receive, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    async def run():
+        polls = [poll(ASSIGNMENT, key) for key in keys * 5]
+        polls += [poll(EVENTS, key, "after=0&wait=0") for key in keys]
+        return await asyncio.gather(*polls)
+
+    answers = async_to_sync(run)()
+    roles = [(status, body.get("role")) for status, body in answers[:3]]
+    assert roles == [(200, "server"), (200, "client"), (404, None)]
+    assert answers[:3] * 5 == answers[:15]
+    host_events, guest_events, alone_events = answers[15:]
+    assert host_events[1]["events"] and guest_events[1]["events"]
+    assert host_events[1]["last_seq"] != 0 and alone_events[1] == {"events": [], "last_seq": 0}
+    assert len(reads) < 18  # polls shared reads
+    assert all(len(set(ids)) == len(ids) for ids in reads)
