@@ -694,7 +694,7 @@ function renderTicket() {
   if (!tags.length) tags.push(h("span", { class: "muted" }, "No details needed."));
   ui.ticketAttributes.replaceChildren(...tags);
 
-  const why = explain(ticket.blocked_by);
+  const why = explain(ticket.explanation);
   const lead = h("strong", {}, why.lead);
   ui.blocked.replaceChildren(lead, why.detail ? h("span", { class: "muted small" }, why.detail) : "");
   tick();

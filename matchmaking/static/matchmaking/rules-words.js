@@ -135,36 +135,72 @@ export function describeChange({ before, after }) {
   }
 }
 
-// What the matcher says keeps a ticket waiting (`blocked_by`), said for a player.
-export function explain(blockedBy) {
-  if (!blockedBy) {
+// What keeps a ticket waiting, said for a player. The server sends it as data (the ticket's
+// `explanation`: kind, rule, type, step, parameters, problem, needed, found, quality; see
+// matchmaking/explanations.py); every word a player reads about it is written here.
+export function explain(why) {
+  if (!why || why.kind === "waiting") {
     return { lead: "Nothing yet: the queue has not looked at your search", detail: "It does every second or so." };
   }
-  const rule = /^(player_count|string_equality|number_difference|latencies|intersection)\((.*?)\): (.*)$/s.exec(
-    blockedBy,
-  );
-  if (rule) {
-    const [, type, name, detail] = rule;
+  const quality =
+    typeof why.quality === "number" ? ` Predicted match quality with the nearest player: ${why.quality.toFixed(2)}.` : "";
+  if (why.kind === "rule" && why.problem === "party_too_large") {
+    const most = (why.parameters || {}).max_team_size;
+    return {
+      lead: "A smaller party",
+      detail: `Your party of ${why.party_size} is larger than a team here (at most ${most}). Cancel, then queue in smaller groups.`,
+    };
+  }
+  if (why.kind === "rule" && why.problem === "no_region") {
+    const most = (why.parameters || {}).max_latency;
+    return {
+      lead: "A region you can play in",
+      detail: `None of your regions is within ${most} ms (your best: ${why.best_region} at ${why.best_ms} ms).`,
+    };
+  }
+  if (why.kind === "rule") {
+    const name = words(why.rule || "");
     const leads = {
       player_count: "More players",
-      string_equality: `Players with the same ${words(name)}`,
-      number_difference: `Players with a ${words(name)} close to yours`,
+      string_equality: `Players with the same ${name}`,
+      number_difference: `Players with a ${name} close to yours`,
       latencies: "Players near a region you can play in",
-      intersection: `Players who share a ${words(name)} value with you`,
+      intersection: `Players who share a ${name} value with you`,
     };
-    return { lead: leads[type], detail: sentence(detail) };
+    return { lead: leads[why.type] || sentence(why.text), detail: `${missing(why)}${quality}` };
   }
-  if (blockedBy.startsWith("no match yet")) {
+  if (why.kind === "no_group") {
     return {
       lead: "A group that fits every rule at once",
-      detail: sentence(blockedBy.replace(/^no match yet: /, "")),
+      detail:
+        "Other players pass each rule on its own, but no group passes them all together yet " +
+        `(latency spread, party sizes, or newer players’ stricter rules).${quality}`,
     };
   }
-  if (blockedBy.startsWith("attributes no longer fit")) {
+  if (why.kind === "invalid") {
+    const which = why.rule ? ` Your ${words(why.rule)} no longer fits it.` : "";
     return {
       lead: "Nothing can match: this queue’s rules changed since you joined it",
-      detail: `${sentence(blockedBy)} Cancel, then queue again.`,
+      detail: `${which} Cancel, then queue again.`.trim(),
     };
   }
-  return { lead: sentence(blockedBy), detail: "" };
+  return { lead: sentence(why.text) || "Still looking", detail: "" };
+}
+
+// "No 3 other players within 10 of your skill (found 1)."
+function missing(why) {
+  if (why.problem !== "too_few") return sentence(why.text);
+  const who = why.needed === 1 ? "No other player" : `No ${why.needed} other players`;
+  const p = why.parameters || {};
+  const name = words(why.rule || "");
+  const where = {
+    player_count: "searching",
+    string_equality: `with your ${name}`,
+    number_difference: p.max_difference !== undefined ? `within ${p.max_difference} of your ${name}` : `close to your ${name}`,
+    latencies: p.max_latency !== undefined ? `within ${p.max_latency} ms of a region you can use` : "near a region you can use",
+    intersection: `sharing ${p.overlap > 1 ? `${p.overlap} ${name} values` : `a ${name} value`} with you`,
+  }[why.type];
+  if (!where) return sentence(why.text);
+  const found = why.found === null || why.found === undefined ? "" : ` (found ${why.found})`;
+  return `${who} ${where}${found}.`;
 }
