@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _prepare(database_url: str, redis_url: str | None) -> tuple[str, int]:
+def _prepare(database_url: str, redis_url: str | None) -> dict:
     """A migrated database with a started, ready lobby and 30 open ones to browse; returns the
-    host's token and last event seq."""
+    host's token and last event seq, the started lobby's id and the host's tags of both."""
     os.environ["DATABASE_URL"] = database_url
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
@@ -85,8 +85,18 @@ def _prepare(database_url: str, redis_url: str | None) -> tuple[str, int]:
             player=other, ip="203.0.113.9", name=f"open {n}", max_players=8, mode="duel",
             region="eu", metadata={"map": "harbour", "ranked": n % 2 == 0},
         )  # fmt: skip
+    from lobby.etags import assignment_etag, lobby_etag
+    from lobby.models import Lobby
+
     seq = Player.objects.get(pk=host.pk).event_seq
-    return key, seq
+    version = Lobby.objects.get(pk=lobby.pk).version
+    return {
+        "token": key,
+        "seq": seq,
+        "lobby": str(lobby.pk),
+        "assignment_etag": assignment_etag(player_id=host.pk, event_seq=seq),
+        "lobby_etag": lobby_etag(lobby_id=lobby.pk, version=version, player_id=host.pk),
+    }
 
 
 def _fresh_postgres(url: str) -> str:
@@ -167,11 +177,12 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _wrk(url: str, token: str, duration: int, connections: int, cpu: str | None):
+def _wrk(url: str, token: str, duration: int, connections: int, cpu: str | None, headers=()):
     pin = ["taskset", "-c", cpu] if cpu is not None else []
+    extra = [arg for header in headers for arg in ("-H", header)]
     result = subprocess.run(
         [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-H", f"Authorization: Token {token}", url],
+         "-H", f"Authorization: Token {token}", *extra, url],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -191,8 +202,9 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "": 1.0}[unit]
 
 
-def _check_ok(url: str, token: str) -> None:
-    """One request first: the path must answer 200 itself (wrk counts a 3xx as a success)."""
+def _check_ok(url: str, token: str, headers=(), expected: int = 200) -> None:
+    """One request first: the path must give the expected answer itself (wrk counts any 3xx,
+    such as a redirect, as a success)."""
     import urllib.error
     import urllib.request
 
@@ -201,19 +213,20 @@ def _check_ok(url: str, token: str) -> None:
             return None
 
     opener = urllib.request.build_opener(NoRedirect)
-    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})
+    fields = dict(header.split(": ", 1) for header in headers)
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}", **fields})
     try:
         status = opener.open(request, timeout=10).status
     except urllib.error.HTTPError as error:
         status = error.code
-    if status != 200:
-        raise SystemExit(f"{url} answered {status}, not 200")
+    if status != expected:
+        raise SystemExit(f"{url} answered {status}, not {expected}")
 
 
-def _measure(server: Server, url: str, token, args, cpu):
-    _check_ok(url, token)
+def _measure(server: Server, url: str, token, args, cpu, headers=(), expected=200):
+    _check_ok(url, token, headers, expected)
     before = server.cpu_seconds()
-    rate, requests, p99 = _wrk(url, token, args.duration, args.connections, cpu)
+    rate, requests, p99 = _wrk(url, token, args.duration, args.connections, cpu, headers)
     cpu_ms = (server.cpu_seconds() - before) * 1000 / max(requests, 1)
     return rate, p99, cpu_ms
 
@@ -243,7 +256,8 @@ def main() -> None:
         database_url = _fresh_postgres(args.postgres)
     else:
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    token, seq = _prepare(database_url, args.redis)
+    prepared = _prepare(database_url, args.redis)
+    token, seq = prepared["token"], prepared["seq"]
     # Throttles stay on (their cost is part of the path), with rates the load never reaches.
     env = dict(os.environ, DEBUG="false", SECRET_KEY="bench", ALLOWED_HOSTS="127.0.0.1",
                DATABASE_URL=database_url, PYTHONPATH=str(ROOT),
@@ -259,6 +273,17 @@ def main() -> None:
         "assignment (ready)": "/api/v1/players/me/assignment",
         "events, nothing new (`wait=0`)": f"/api/v1/players/me/events?after={seq}&wait=0",
         "lobby browse (page 1 of 2)": "/api/v1/lobbies",
+        "lobby detail (member)": f"/api/v1/lobbies/{prepared['lobby']}",
+        "assignment, unchanged (`If-None-Match`: 304)": (
+            "/api/v1/players/me/assignment",
+            [f"If-None-Match: {prepared['assignment_etag']}"],
+            304,
+        ),
+        "lobby detail, unchanged (`If-None-Match`: 304)": (
+            f"/api/v1/lobbies/{prepared['lobby']}",
+            [f"If-None-Match: {prepared['lobby_etag']}"],
+            304,
+        ),
     }
     apps = {"raw": "bench.raw_asgi:app", "lean": "config.asgi:application"}
     if args.full:
@@ -280,6 +305,7 @@ def main() -> None:
         for label, path in paths.items():
             if args.only not in label:
                 continue
+            path, headers, expected = path if isinstance(path, tuple) else (path, (), 200)
             cells = {name: [] for name in servers if name != "raw"}
             raw_cells = []
             for _ in range(args.repeat):
@@ -288,7 +314,7 @@ def main() -> None:
                 raw_cells.append(raw)
                 for name in cells:
                     url = f"http://127.0.0.1:{servers[name].port}{path}"
-                    result = _measure(servers[name], url, token, args, "0")
+                    result = _measure(servers[name], url, token, args, "0", headers, expected)
                     cells[name].append((result[0] / raw[0], *result))
             raw_rates = [cell[0] for cell in raw_cells]
             raw_cpu = min(cell[2] for cell in raw_cells)

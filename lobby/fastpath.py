@@ -186,6 +186,7 @@ def forget_setup() -> None:
     global _setup
     _setup = None
     _ready.clear()
+    _kept_lobbies.clear()
 
 
 # --- The lean database thread ----------------------------------------------------------------
@@ -824,10 +825,48 @@ def _lobby_query() -> _Compiled:
 
 
 def _lobby_version_query() -> _Compiled:
-    from lobby.models import Lobby
+    """The lobby's version and visibility, and whether the caller is a member: all a poll of an
+    unchanged lobby needs."""
+    from django.db.models import Exists, OuterRef
 
-    queryset = Lobby.objects.filter(pk=_LOBBY_MARK).values_list("version")
-    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK)})
+    from lobby.models import Lobby, Membership
+
+    member = Membership.objects.filter(
+        lobby=OuterRef("pk"), player_id=_PLAYER_MARK, state=Membership.State.ACTIVE
+    )
+    queryset = (
+        Lobby.objects.filter(pk=_LOBBY_MARK)
+        .annotate(is_member=Exists(member))
+        .values_list("version", "visibility", "is_member")
+    )
+    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK), "player": _PLAYER_MARK})
+
+
+class _KeptLobbies:
+    """Rendered lobby details by (lobby, version, seen by a member): a version is one state of
+    the lobby, members included, so its detail never changes (lobby.etags). Filed under the
+    version read in the same statement as the body."""
+
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self.bodies: dict[tuple, bytes] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        return self.bodies.get(key)
+
+    def put(self, key: tuple, body: bytes) -> None:
+        with self.lock:
+            self.bodies[key] = body
+            while len(self.bodies) > self.size:
+                del self.bodies[next(iter(self.bodies))]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.bodies.clear()
+
+
+_kept_lobbies = _KeptLobbies()
 
 
 def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
@@ -841,14 +880,24 @@ def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
             return None
     _throttle_drf(entry, request, conf, secure, LOBBY)
     prepped = _prepped_lobby_id(lobby_id)
-    if if_none_match:
-        # A tag is only handed to a caller who could see the lobby at that version, and any
-        # change of membership moves the version: an unchanged version needs no other check.
-        versions = _compiled_query("lobby_version", _lobby_version_query).rows(lobby=prepped)
-        if versions:
-            etag = etags.lobby_etag(lobby_id=lobby_id, version=versions[0][0], player_id=entry.pk)
-            if etags.not_modified(if_none_match, etag):
-                return _not_modified(conf, secure, LOBBY, etag)
+    found = _compiled_query("lobby_version", _lobby_version_query).rows(
+        lobby=prepped, player=entry.pk
+    )
+    if not found or (found[0][1] == Lobby.Visibility.PRIVATE and not found[0][2]):
+        # lobby.selectors.lobby_get_visible: a private lobby is not revealed to outsiders.
+        body = error_body("lobby_not_found", "There is no such lobby.")
+        return _drf_answer(conf, secure, LOBBY, 404, body)
+    version, _, is_member = found[0]
+    etag = etags.lobby_etag(lobby_id=lobby_id, version=version, player_id=entry.pk)
+    if etags.not_modified(if_none_match, etag):
+        return _not_modified(conf, secure, LOBBY, etag)
+    body = _kept_lobbies.get((lobby_id, version, bool(is_member)))
+    if body is not None:
+        return (
+            200,
+            body,
+            _json_headers(conf, secure, ((b"etag", etag.encode()), *conf.drf_headers[LOBBY])),
+        )
     rows = _compiled_query("lobby", _lobby_query).rows(lobby=prepped)
     n = len(_LOBBY_COLUMNS)
     lobby = Lobby(**dict(zip(_LOBBY_COLUMNS, rows[0][:n], strict=True))) if rows else None
@@ -868,8 +917,12 @@ def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
     data = lobby_snapshot(lobby, members)
     if not is_member:
         data["join_code"] = None  # lobby.apis._detail: the code is for members only
+    # The tag and the kept copy go by the version read with this body (it may be newer than
+    # the one read above: a change landed in between).
     etag = etags.lobby_etag(lobby_id=lobby_id, version=lobby.version, player_id=entry.pk)
-    return _drf_answer(conf, secure, LOBBY, 200, data, ((b"etag", etag.encode()),))
+    answer = _drf_answer(conf, secure, LOBBY, 200, data, ((b"etag", etag.encode()),))
+    _kept_lobbies.put((lobby_id, lobby.version, is_member), answer[1])
+    return answer
 
 
 async def _lobby(request, conf, secure, query):

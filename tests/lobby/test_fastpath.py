@@ -346,6 +346,12 @@ def test_detail_for_a_member_shows_the_join_code_and_the_members_in_order():
         ("guest", True, False),
     ]
     assert body["metadata"] == {"map": "harbour", "ranked": True}
+    # The lean path keeps the rendered detail per version: a change is still seen at once.
+    services.lobby_set_ready(
+        lobby_id=lobby.pk, player=_player(host_key), ready=True, ip="192.0.2.4"
+    )
+    status, body = both(f"{LOBBIES}/{lobby.pk}", host_key)
+    assert [m["ready"] for m in body["members"]] == [True, True]
 
 
 def test_detail_of_a_public_lobby_for_an_outsider_hides_the_join_code():
