@@ -120,6 +120,8 @@ class Web:
         argv += flags + extra
         env = dict(os.environ)
         env.pop("CHANNEL_LAYER_DROP_RATE", None)  # the web process itself loses nothing
+        # Every bench socket comes from 127.0.0.1: lift the per-address cap (lobby/socketcaps).
+        env["SOCKETS_PER_IP"] = "1000000"
         self.log = open(ROOT / "var" / "bench-realtime-web.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
         self.port = port

@@ -73,6 +73,16 @@ LOG_READ_COUNT = 10_000
 # Players repaired in one query, and the rows one repair query may return.
 REPAIR_BATCH = 500
 REPAIR_ROWS = 20_000
+# Group memberships renewed by one Redis script call.
+RENEW_BATCH = 2000
+_RENEW_SCRIPT = """
+    local now = ARGV[#KEYS + 1]
+    local expiry = ARGV[#KEYS + 2]
+    for i = 1, #KEYS do
+        redis.call('ZADD', KEYS[i], now, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    end
+"""
 # The longest a sync caller waits for its push to be handed to Redis.
 SEND_TIMEOUT = 5.0
 
@@ -374,61 +384,74 @@ class _LocalLogReader:
 
 
 def _players_check(player_ids, touch_ids):
-    """One thread call: presence for `touch_ids`, the latest seq of each of `player_ids`."""
+    """One thread call: presence for `touch_ids`, the latest seq of each of `player_ids`.
+
+    On PostgreSQL the ids go as one array parameter: psycopg splits a query text with thousands
+    of placeholders in Python, seconds for 10,000 ids, holding the GIL the sockets' event loop
+    needs.
+    """
+    from django.db import connection
+
     from lobby.models import Player
 
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Player._meta.db_table)
+        with connection.cursor() as cursor:
+            if touch_ids:
+                # Rows an emit holds are skipped (seen again next sweep): a plain UPDATE of
+                # thousands of rows locks them in scan order, lobby.events in pk order, and
+                # the two deadlock under load.
+                cursor.execute(
+                    f"UPDATE {table} SET last_seen_at = %s WHERE id IN ("  # noqa: S608
+                    f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id "
+                    "FOR UPDATE SKIP LOCKED)",
+                    [now, sorted(touch_ids)],
+                )
+            if not player_ids:
+                return {}
+            cursor.execute(
+                f"SELECT id, event_seq FROM {table} WHERE id = ANY(%s)",  # noqa: S608
+                [list(player_ids)],
+            )
+            return dict(cursor.fetchall())
+    # SQLite (one writer at a time, no deadlock): the ORM, in slices under its variable limit.
     latest = {}
-    for start in range(0, len(touch_ids), 5000):
-        _players_touch(sorted(touch_ids[start : start + 5000]), now)
-    for start in range(0, len(player_ids), 5000):
+    for start in range(0, len(touch_ids), 500):
+        Player.objects.filter(pk__in=touch_ids[start : start + 500]).update(last_seen_at=now)
+    for start in range(0, len(player_ids), 500):
         latest.update(
-            Player.objects.filter(pk__in=player_ids[start : start + 5000]).values_list(
+            Player.objects.filter(pk__in=player_ids[start : start + 500]).values_list(
                 "pk", "event_seq"
             )
         )
     return latest
 
 
-def _players_touch(player_ids, now):
-    """Presence for many players in one statement that never waits for, nor deadlocks with,
-    an event being emitted: rows locked by a writer are skipped (seen again next sweep).
-
-    A plain UPDATE of thousands of rows locks them in whatever order it scans, while
-    lobby.events locks players in pk order: the two deadlock under load.
-    """
-    from django.db import connection
-
-    from lobby.models import Player
-
-    if not connection.features.has_select_for_update_skip_locked:
-        # SQLite: one writer at a time anyway.
-        Player.objects.filter(pk__in=player_ids).update(last_seen_at=now)
-        return
-    table = connection.ops.quote_name(Player._meta.db_table)
-    marks = ", ".join(["%s"] * len(player_ids))
-    # Only the quoted table name and placeholders are formatted in; the ids are parameters.
-    locked = f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id FOR UPDATE SKIP LOCKED"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seen_at = %s WHERE id IN ({locked})",  # noqa: S608
-            [now, *player_ids],
-        )
-
-
 def _events_for_repair(after_by_player: dict[int, int]) -> dict[int, list[dict]]:
     """Each player's stored events after the given seq, in one query: the repair of a tick."""
+    from django.db import connection
     from django.db.models import Q
 
     from lobby.models import PlayerEvent
 
-    # One OR node built in one go (`|=` in a loop copies the tree each time: quadratic).
-    wanted = Q(
-        *(Q(player_id=pid, seq__gt=after) for pid, after in after_by_player.items()),
-        _connector=Q.OR,
-    )
+    if connection.vendor == "postgresql":
+        # Two array parameters, not two placeholders per player (see _players_check).
+        table = connection.ops.quote_name(PlayerEvent._meta.db_table)
+        events = PlayerEvent.objects.raw(
+            f"SELECT e.* FROM {table} e JOIN unnest(%s::bigint[], %s::bigint[]) AS w(pid, after)"  # noqa: S608
+            " ON e.player_id = w.pid AND e.seq > w.after ORDER BY e.player_id, e.seq LIMIT %s",
+            [list(after_by_player), list(after_by_player.values()), REPAIR_ROWS],
+        )
+    else:
+        # One OR node built in one go (`|=` in a loop copies the tree each time: quadratic).
+        wanted = Q(
+            *(Q(player_id=pid, seq__gt=after) for pid, after in after_by_player.items()),
+            _connector=Q.OR,
+        )
+        events = PlayerEvent.objects.filter(wanted).order_by("player_id", "seq")[:REPAIR_ROWS]
     found = defaultdict(list)
-    for event in PlayerEvent.objects.filter(wanted).order_by("player_id", "seq")[:REPAIR_ROWS]:
+    for event in events:
         found[event.player_id].append(event.as_message())
     return found
 
@@ -552,13 +575,26 @@ class SocketMonitor:
             return
         # channels_redis forgets a member group_expiry seconds after its group_add: renew the
         # live ones (one pipeline) so only dead processes' channels age out.
+        # One script call per RENEW_BATCH sockets: a pipeline of two commands per socket,
+        # packed and parsed on the event loop, blocked it 0.5-1.2 s at 10,000 sockets (the
+        # script: ~0.1 s, mostly Redis' own time).
         now = time.time()
-        pipe = self.layer.connection(0).pipeline(transaction=False)
-        for player_id, consumers in self.sockets.items():
-            key = self.layer._group_key(player_group(player_id))
-            pipe.zadd(key, {c.channel_name: now for c in consumers})
-            pipe.expire(key, self.layer.group_expiry)
-        await pipe.execute()
+        pairs = [
+            (self.layer._group_key(player_group(player_id)), consumer.channel_name)
+            for player_id, consumers in self.sockets.items()
+            for consumer in consumers
+        ]
+        connection = self.layer.connection(0)
+        for start in range(0, len(pairs), RENEW_BATCH):
+            batch = pairs[start : start + RENEW_BATCH]
+            await connection.eval(
+                _RENEW_SCRIPT,
+                len(batch),
+                *(key for key, _ in batch),
+                *(channel for _, channel in batch),
+                now,
+                self.layer.group_expiry,
+            )
 
     async def repair(self, consumers):
         """Replay what each socket lacks, from one query per REPAIR_BATCH players."""
