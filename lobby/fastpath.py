@@ -359,13 +359,14 @@ class _SeqReader:
     def __init__(self):
         self.pending: dict[int, list[asyncio.Future]] = {}
         self.running = False
+        self.task: asyncio.Task | None = None
 
     async def get(self, player_id: int) -> int | None:
         future = asyncio.get_running_loop().create_future()
         self.pending.setdefault(player_id, []).append(future)
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self._run())
+            self.task = asyncio.get_running_loop().create_task(self._run())  # held: see _Shared
         return await future
 
     async def _run(self) -> None:
@@ -698,6 +699,26 @@ def _lobbies_job(key, entry, filters, page, page_size, if_none_match, request, c
         if entry is None:
             return None
     _throttle_drf(entry, request, conf, secure, LOBBIES)
+    return _browse_answer(
+        _browse_page(filters, page, page_size, conf, url), if_none_match, conf, secure
+    )
+
+
+def _browse_answer(page, if_none_match, conf, secure):
+    if page is None:
+        return None  # past the end: DRF's "Invalid page." 404, said by the full path
+    etag, body = page
+    if etags.not_modified(if_none_match, etag):
+        return _not_modified(conf, secure, LOBBIES, etag)
+    return (
+        200,
+        body,
+        _json_headers(conf, secure, ((b"etag", etag.encode()), *conf.drf_headers[LOBBIES])),
+    )
+
+
+def _browse_page(filters, page, page_size, conf, url: str) -> tuple[str, bytes] | None:
+    """The page's tag and rendered body (the same for every caller), or None past the end."""
     flags = tuple(bool(value) for value in filters.values())
     name = f"lobbies:{flags}:{page}:{page_size}"
     if name in _compiled or len(_compiled) < 256:
@@ -706,12 +727,10 @@ def _lobbies_job(key, entry, filters, page, page_size, if_none_match, request, c
         query = _browse_query(flags, page, page_size)
     rows = query.rows(**{key: value for key, value in filters.items() if value})
     if not rows and page > 1:
-        return None  # past the end: DRF's "Invalid page." 404, said by the full path
+        return None
     count = rows[0][-1] if rows else 0
     # The tag from the same rows as the body (lobby.etags): one statement, one snapshot.
-    etag = etags.lobby_list_etag(url=url(), count=count, page=[(row[0], row[-2]) for row in rows])
-    if etags.not_modified(if_none_match, etag):
-        return _not_modified(conf, secure, LOBBIES, etag)
+    etag = etags.lobby_list_etag(url=url, count=count, page=[(row[0], row[-2]) for row in rows])
     pages = max(1, -(-count // page_size))
     results = [
         {
@@ -722,16 +741,70 @@ def _lobbies_job(key, entry, filters, page, page_size, if_none_match, request, c
         for pk, name, mode, region, member_count, max_players, host, metadata, created_at, _, _
         in rows
     ]  # fmt: skip
-    next_url = replace_query_param(url(), "page", page + 1) if page < pages else None
+    next_url = replace_query_param(url, "page", page + 1) if page < pages else None
     previous = None
     if page > 1:
         previous = (
-            remove_query_param(url(), "page")
+            remove_query_param(url, "page")
             if page == 2
-            else replace_query_param(url(), "page", page - 1)
+            else replace_query_param(url, "page", page - 1)
         )
     data = {"count": count, "next": next_url, "previous": previous, "results": results}
-    return _drf_answer(conf, secure, LOBBIES, 200, data, ((b"etag", etag.encode()),))
+    return etag, conf.renderer.render(data)
+
+
+class _Shared:
+    """Identical reads, made once for every request that asked while the last one was in flight.
+
+    A request never gets a read that started before it arrived (it waits for the next), so it
+    sees every change committed before it was made, as it would alone. Players browsing the same
+    page at once share one query and one rendering. One per event loop (tests run several).
+    """
+
+    def __init__(self):
+        self.waiting: dict[tuple, list[asyncio.Future]] = {}
+        self.running: set[tuple] = set()
+        self.tasks: set[asyncio.Task] = set()
+
+    async def get(self, key: tuple, fn, *args):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.setdefault(key, []).append(future)
+        if key not in self.running:
+            self.running.add(key)
+            task = loop.create_task(self._run(key, fn, args))
+            self.tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self.tasks.discard)
+        return await future
+
+    async def _run(self, key, fn, args) -> None:
+        try:
+            while self.waiting.get(key):
+                futures = self.waiting.pop(key)
+                try:
+                    result, failure = await _in_db_thread(fn, *args), None
+                except Exception as exc:  # each waiting request fails over to Django
+                    result, failure = None, exc
+                for future in futures:
+                    if future.done():
+                        continue
+                    if failure is not None:
+                        future.set_exception(failure)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.running.discard(key)
+
+
+_shared_reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shared() -> _Shared:
+    loop = asyncio.get_running_loop()
+    shared = _shared_reads.get(loop)
+    if shared is None:
+        shared = _shared_reads[loop] = _Shared()
+    return shared
 
 
 _FILTER_MARKS = {"mode": "\x01mode\x01", "region": "\x01region\x01", "q": "\x01q\x01"}
@@ -778,15 +851,19 @@ async def _lobbies(request, conf, secure, query):
     host = request.headers[b"host"].decode("latin1")
     raw_query = request.scope.get("query_string", b"").decode()
 
-    def url():
-        scheme = "https" if secure else "http"
-        suffix = "?" + iri_to_uri(raw_query) if raw_query else ""
-        return f"{scheme}://{host}{iri_to_uri(request.scope['path'])}{suffix}"
-
-    return await _in_db_thread(
-        _lobbies_job, key, cached_token_entry(key), filters, page, page_size,
-        _if_none_match(request), request, conf, secure, url,
-    )  # fmt: skip
+    scheme = "https" if secure else "http"
+    suffix = "?" + iri_to_uri(raw_query) if raw_query else ""
+    url = f"{scheme}://{host}{iri_to_uri(request.scope['path'])}{suffix}"
+    entry, if_none_match = cached_token_entry(key), _if_none_match(request)
+    if not _in_loop(entry):
+        return await _in_db_thread(
+            _lobbies_job, key, entry, filters, page, page_size, if_none_match, request, conf,
+            secure, url,
+        )  # fmt: skip
+    _throttle_drf(entry, request, conf, secure, LOBBIES)
+    shared_key = ("browse", *filters.values(), page, page_size, url)
+    answer = await _shared().get(shared_key, _browse_page, filters, page, page_size, conf, url)
+    return _browse_answer(answer, if_none_match, conf, secure)
 
 
 _LOBBY_COLUMNS = (

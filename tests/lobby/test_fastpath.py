@@ -502,7 +502,8 @@ def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch)
     # each must still get its own assignment and its own events.
     lobby, host_key, guest_key = _started_lobby()
     _relay_ready(lobby)
-    _, alone_key = _guest("alone")
+    alone, alone_key = _guest("alone")
+    services.lobby_create(player=alone, ip="203.0.113.1", name="open room", max_players=4)
     keys = [host_key, guest_key, alone_key]
     app = fastpath.LeanHttp(_Recorder())
     for key in keys:  # the first poll reads and caches each token
@@ -531,14 +532,20 @@ def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch)
     async def run():
         polls = [poll(ASSIGNMENT, key) for key in keys * 5]
         polls += [poll(EVENTS, key, "after=0&wait=0") for key in keys]
+        polls += [poll(LOBBIES, key) for key in keys * 2]
         return await asyncio.gather(*polls)
 
     answers = async_to_sync(run)()
     roles = [(status, body.get("role")) for status, body in answers[:3]]
     assert roles == [(200, "server"), (200, "client"), (404, None)]
     assert answers[:3] * 5 == answers[:15]
-    host_events, guest_events, alone_events = answers[15:]
+    host_events, guest_events, alone_events = answers[15:18]
+    browse = answers[18:]
+    assert browse[0][1]["results"][0]["name"] == "open room"
+    assert browse == [browse[0]] * len(browse)
     assert host_events[1]["events"] and guest_events[1]["events"]
-    assert host_events[1]["last_seq"] != 0 and alone_events[1] == {"events": [], "last_seq": 0}
+    assert (
+        host_events[1]["last_seq"] != 0 and alone_events[1]["events"][0]["type"] == "lobby.updated"
+    )
     assert len(reads) < 18  # polls shared reads
     assert all(len(set(ids)) == len(ids) for ids in reads)
