@@ -9,11 +9,10 @@ from rest_framework.test import APIClient
 from lobby.models import Lobby
 from relays import services as relays
 from relays import signals
-from relays.edgegap import EdgegapClient
-from relays.emulator.server import EmulatorThread
 from relays.models import RelaySession
 from tests.lobby.conftest import RELAY
 from tests.lobby.factories import PlayerFactory
+from tests.relays import conftest as relay_fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -217,24 +216,8 @@ def test_assignment_is_gone_after_leaving_a_started_lobby(client_for, lobby_of, 
 
 # --- The same against the relay emulator -------------------------------------------------------
 
-EMULATOR_TOKEN = "lobby-api-test-token"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorThread(token=EMULATOR_TOKEN, ready_delay=0.05, seed=11) as running:
-        yield running
-
-
-@pytest.fixture
-def edgegap(emulator, settings):
-    emulator.reset()
-    settings.EDGEGAP_API_URL = emulator.base_url
-    settings.EDGEGAP_API_TOKEN = EMULATOR_TOKEN
-    settings.EDGEGAP_TIMEOUT = 2.0
-    settings.PUBLIC_URL = None
-    with EdgegapClient(emulator.base_url, EMULATOR_TOKEN, timeout=2.0) as client:
-        yield client
+# The relay tests' emulator and client (tests/relays/conftest.py).
+emulator, edgegap = relay_fixtures.emulator, relay_fixtures.edgegap
 
 
 def test_assignment_from_the_relay_matches_each_players_address(
