@@ -409,8 +409,17 @@ HTTP_HEADER_TIMEOUT = _read("HTTP_HEADER_TIMEOUT", _positive_float, 10.0)
 HTTP_BODY_TIMEOUT = _read("HTTP_BODY_TIMEOUT", _positive_float, 30.0)
 # Event sockets per web process (lobby/socketcaps.py): a player's oldest beyond this many is
 # closed (4001); an address beyond its count gets new ones closed at once (4029).
-SOCKETS_PER_PLAYER = _read("SOCKETS_PER_PLAYER", _pool_size, 5)
-SOCKETS_PER_IP = _read("SOCKETS_PER_IP", _pool_size, 200)
+SOCKETS_PER_PLAYER = _read("SOCKETS_PER_PLAYER", _pool_size, 5)  # 1-1000
+
+
+def _socket_count(raw):
+    value = int(raw)
+    if not 1 <= value <= 1_000_000:
+        raise ValueError("expected a whole number from 1 to 1000000")
+    return value
+
+
+SOCKETS_PER_IP = _read("SOCKETS_PER_IP", _socket_count, 200)
 
 # --- The rest --------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ STACK_ENV = {
     "THROTTLE_JOIN_CODE": "1000000/min",
     "THROTTLE_CHAT": "1000000/min",
     "THROTTLE_CHAT_BURST": "1000000/s",
+    "THROTTLE_REPORT": "1000000/hour",
 }
 QUEUE_RULES = {
     "initial": {
