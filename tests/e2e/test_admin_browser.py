@@ -17,19 +17,10 @@ from matchmaking.models import Profile
 from matchmaking.rules import EXAMPLE_RULES
 from relays.edgegap import SessionNotFound
 from relays.models import RelaySession
-from tests.e2e import test_browser
 from tests.e2e.players import Transcript, gather_lobby
 from tests.e2e.test_browser import BrowserPlayer, assert_no_browser_errors
 from tests.e2e.test_queue_browser import in_thread
 from tests.live import wait_until
-
-# test_browser.py's fixtures: its own Playwright and Chromium per test, people, screenshots.
-browser_type_launch_args = test_browser.browser_type_launch_args
-playwright = test_browser.playwright
-browser_type = test_browser.browser_type
-browser = test_browser.browser
-players = test_browser.players
-shots = test_browser.shots
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

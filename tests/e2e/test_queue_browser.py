@@ -23,7 +23,6 @@ from playwright.sync_api import expect
 from lobby.models import Player
 from matchmaking.models import Profile, Ticket
 from matchmaking.rules import EXAMPLE_RULES
-from tests.e2e import test_browser
 from tests.e2e.test_browser import (
     ASSIGNMENT_WITHIN_MS,
     DESKTOP,
@@ -32,14 +31,6 @@ from tests.e2e.test_browser import (
     BrowserPlayer,
     assert_no_browser_errors,
 )
-
-# test_browser.py's fixtures: its own Playwright and Chromium per test, players, screenshots.
-browser_type_launch_args = test_browser.browser_type_launch_args
-playwright = test_browser.playwright
-browser_type = test_browser.browser_type
-browser = test_browser.browser
-players = test_browser.players
-shots = test_browser.shots
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -11,18 +11,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e import test_browser
-from tests.e2e.test_admin_browser import operator_account, sign_in
+from tests.e2e.test_admin_browser import sign_in
 from tests.e2e.test_browser import ASSIGNMENT_WITHIN_MS, PHONE, READY, assert_no_browser_errors
-
-# test_browser.py's fixtures: its own Playwright and Chromium per test, people, screenshots.
-browser_type_launch_args = test_browser.browser_type_launch_args
-playwright = test_browser.playwright
-browser_type = test_browser.browser_type
-browser = test_browser.browser
-players = test_browser.players
-shots = test_browser.shots
-operator_account = operator_account  # a fixture, re-exported for pytest
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
