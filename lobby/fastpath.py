@@ -901,22 +901,33 @@ def _lobby_query() -> _Compiled:
     return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK)})
 
 
-def _lobby_version_query() -> _Compiled:
-    """The lobby's version and visibility, and whether the caller is a member: all a poll of an
-    unchanged lobby needs."""
-    from django.db.models import Exists, OuterRef
+def _lobby_state_query() -> _Compiled:
+    """The lobby's version, visibility and active members' ids (one row per member): all a poll
+    of an unchanged lobby needs, whoever asks."""
+    from django.db.models import FilteredRelation, Q
 
     from lobby.models import Lobby, Membership
 
-    member = Membership.objects.filter(
-        lobby=OuterRef("pk"), player_id=_PLAYER_MARK, state=Membership.State.ACTIVE
-    )
     queryset = (
         Lobby.objects.filter(pk=_LOBBY_MARK)
-        .annotate(is_member=Exists(member))
-        .values_list("version", "visibility", "is_member")
+        .annotate(
+            active=FilteredRelation(
+                "memberships", condition=Q(memberships__state=Membership.State.ACTIVE)
+            )
+        )
+        .values_list("version", "visibility", "active__player_id")
+        .order_by()
     )
-    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK), "player": _PLAYER_MARK})
+    return _Compiled(queryset, {"lobby": _prepped_lobby_id(_LOBBY_MARK)})
+
+
+def _lobby_state(lobby_id: str) -> tuple[int, str, frozenset] | None:
+    rows = _compiled_query("lobby_state", _lobby_state_query).rows(
+        lobby=_prepped_lobby_id(lobby_id)
+    )
+    if not rows:
+        return None
+    return rows[0][0], rows[0][1], frozenset(row[2] for row in rows if row[2] is not None)
 
 
 class _KeptLobbies:
@@ -947,56 +958,69 @@ _kept_lobbies = _KeptLobbies()
 
 
 def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
-    from lobby.errors import error_body
-    from lobby.models import Lobby, Membership, Player
-    from lobby.selectors import lobby_snapshot
-
     if entry is None or _touch_due(entry):
         entry = _authenticated(key)
         if entry is None:
             return None
     _throttle_drf(entry, request, conf, secure, LOBBY)
-    prepped = _prepped_lobby_id(lobby_id)
-    found = _compiled_query("lobby_version", _lobby_version_query).rows(
-        lobby=prepped, player=entry.pk
-    )
-    if not found or (found[0][1] == Lobby.Visibility.PRIVATE and not found[0][2]):
-        # lobby.selectors.lobby_get_visible: a private lobby is not revealed to outsiders.
-        body = error_body("lobby_not_found", "There is no such lobby.")
-        return _drf_answer(conf, secure, LOBBY, 404, body)
-    version, _, is_member = found[0]
-    etag = etags.lobby_etag(lobby_id=lobby_id, version=version, player_id=entry.pk)
+    state = _lobby_state(lobby_id)
+    answer = _lobby_known(state, entry.pk, lobby_id, if_none_match, conf, secure)
+    return answer if answer is not None else _lobby_rendered(entry.pk, lobby_id, conf, secure)
+
+
+def _lobby_not_found(conf, secure):
+    # lobby.selectors.lobby_get_visible: a private lobby is not revealed to outsiders.
+    from lobby.errors import error_body
+
+    body = error_body("lobby_not_found", "There is no such lobby.")
+    return _drf_answer(conf, secure, LOBBY, 404, body)
+
+
+def _lobby_known(state, player_id, lobby_id, if_none_match, conf, secure):
+    """The answer from the lobby's state alone (404, 304, or the body kept for this version),
+    or None when the body must be read and rendered."""
+    from lobby.models import Lobby
+
+    if state is None:
+        return _lobby_not_found(conf, secure)
+    version, visibility, member_ids = state
+    is_member = player_id in member_ids
+    if visibility == Lobby.Visibility.PRIVATE and not is_member:
+        return _lobby_not_found(conf, secure)
+    etag = etags.lobby_etag(lobby_id=lobby_id, version=version, player_id=player_id)
     if etags.not_modified(if_none_match, etag):
         return _not_modified(conf, secure, LOBBY, etag)
-    body = _kept_lobbies.get((lobby_id, version, bool(is_member)))
-    if body is not None:
-        return (
-            200,
-            body,
-            _json_headers(conf, secure, ((b"etag", etag.encode()), *conf.drf_headers[LOBBY])),
-        )
-    rows = _compiled_query("lobby", _lobby_query).rows(lobby=prepped)
+    body = _kept_lobbies.get((lobby_id, version, is_member))
+    if body is None:
+        return None
+    headers = _json_headers(conf, secure, ((b"etag", etag.encode()), *conf.drf_headers[LOBBY]))
+    return 200, body, headers
+
+
+def _lobby_rendered(player_id, lobby_id, conf, secure):
+    from lobby.models import Lobby, Membership, Player
+    from lobby.selectors import lobby_snapshot
+
+    rows = _compiled_query("lobby", _lobby_query).rows(lobby=_prepped_lobby_id(lobby_id))
     n = len(_LOBBY_COLUMNS)
     lobby = Lobby(**dict(zip(_LOBBY_COLUMNS, rows[0][:n], strict=True))) if rows else None
     members = [
         Membership(
-            lobby=lobby, player_id=player_id, ready=ready,
-            player=Player(pk=player_id, display_name=display_name),
+            lobby=lobby, player_id=member_id, ready=ready,
+            player=Player(pk=member_id, display_name=display_name),
         )
-        for *_, player_id, display_name, ready in rows
-        if player_id is not None
+        for *_, member_id, display_name, ready in rows
+        if member_id is not None
     ]  # fmt: skip
-    is_member = any(member.player_id == entry.pk for member in members)
+    is_member = any(member.player_id == player_id for member in members)
     if lobby is None or (lobby.visibility == Lobby.Visibility.PRIVATE and not is_member):
-        # lobby.selectors.lobby_get_visible: a private lobby is not revealed to outsiders.
-        body = error_body("lobby_not_found", "There is no such lobby.")
-        return _drf_answer(conf, secure, LOBBY, 404, body)
+        return _lobby_not_found(conf, secure)
     data = lobby_snapshot(lobby, members)
     if not is_member:
         data["join_code"] = None  # lobby.apis._detail: the code is for members only
     # The tag and the kept copy go by the version read with this body (it may be newer than
-    # the one read above: a change landed in between).
-    etag = etags.lobby_etag(lobby_id=lobby_id, version=lobby.version, player_id=entry.pk)
+    # the state read before: a change landed in between).
+    etag = etags.lobby_etag(lobby_id=lobby_id, version=lobby.version, player_id=player_id)
     answer = _drf_answer(conf, secure, LOBBY, 200, data, ((b"etag", etag.encode()),))
     _kept_lobbies.put((lobby_id, lobby.version, is_member), answer[1])
     return answer
@@ -1009,10 +1033,22 @@ async def _lobby(request, conf, secure, query):
     key = _token_key(request)
     if key is None:
         return None
-    return await _in_db_thread(
-        _lobby_job, key, cached_token_entry(key), match.group(1), _if_none_match(request),
-        request, conf, secure,
-    )  # fmt: skip
+    lobby_id, entry, if_none_match = (
+        match.group(1),
+        cached_token_entry(key),
+        _if_none_match(request),
+    )
+    if not _in_loop(entry):
+        return await _in_db_thread(
+            _lobby_job, key, entry, lobby_id, if_none_match, request, conf, secure
+        )
+    _throttle_drf(entry, request, conf, secure, LOBBY)
+    # The lobby's members poll it together: one read of its state serves all of them.
+    state = await _shared().get(("lobby", lobby_id), _lobby_state, lobby_id)
+    answer = _lobby_known(state, entry.pk, lobby_id, if_none_match, conf, secure)
+    if answer is not None:
+        return answer
+    return await _in_db_thread(_lobby_rendered, entry.pk, lobby_id, conf, secure)
 
 
 _ROUTES = {HEALTHZ: _healthz, ASSIGNMENT: _assignment, EVENTS: _events, LOBBIES: _lobbies}

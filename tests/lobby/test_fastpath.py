@@ -533,6 +533,7 @@ def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch)
         polls = [poll(ASSIGNMENT, key) for key in keys * 5]
         polls += [poll(EVENTS, key, "after=0&wait=0") for key in keys]
         polls += [poll(LOBBIES, key) for key in keys * 2]
+        polls += [poll(f"{LOBBIES}/{lobby.pk}", key) for key in keys * 2]
         return await asyncio.gather(*polls)
 
     answers = async_to_sync(run)()
@@ -540,7 +541,11 @@ def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch)
     assert roles == [(200, "server"), (200, "client"), (404, None)]
     assert answers[:3] * 5 == answers[:15]
     host_events, guest_events, alone_events = answers[15:18]
-    browse = answers[18:]
+    browse = answers[18:24]
+    details = answers[24:]
+    # One read of the lobby's state for all; each caller its own view of it.
+    codes = [(status, body["join_code"]) for status, body in details]
+    assert codes == [(200, lobby.join_code), (200, lobby.join_code), (200, None)] * 2
     assert browse[0][1]["results"][0]["name"] == "open room"
     assert browse == [browse[0]] * len(browse)
     assert host_events[1]["events"] and guest_events[1]["events"]
