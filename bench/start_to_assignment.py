@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,6 +275,24 @@ def _steps(lobbies, started, received):
     return steps
 
 
+def _missing(lobbies, answers, received) -> dict[str, int]:
+    """Players of lobbies whose start was accepted but who saw no ready assignment, counted by
+    where their lobby is now: `ready` ones would be pushes lost on the way."""
+    from lobby.models import Lobby
+
+    ids = [x["id"] for x in lobbies]
+    states = dict(Lobby.objects.filter(pk__in=ids).values_list("pk", "state"))
+    missing: dict[str, int] = {}
+    for lobby, answer in zip(lobbies, answers, strict=True):
+        if answer.status != 200:
+            continue
+        for pk, _ in lobby["players"]:
+            if received.get(pk, (0, ""))[1] != "ready":
+                state = states[uuid.UUID(lobby["id"])]
+                missing[state] = missing.get(state, 0) + 1
+    return missing
+
+
 def _quantiles(values):
     if not values:
         return "n/a"
@@ -317,6 +336,7 @@ def main():
         base = f"127.0.0.1:{web_port}"
         answers, started, received = asyncio.run(_run(args, base, lobbies, after))
         steps = _steps(lobbies, started, received)
+        missing = _missing(lobbies, answers, received)
     finally:
         for spy in spies if args.py_spy else []:
             spy.send_signal(2)  # SIGINT: py-spy writes what it has
@@ -336,6 +356,7 @@ def main():
     print(f"players with a ready assignment via {args.via} within {args.wait:g} s: "
           f"{ready} of {total}; failed: {sum(1 for _, s in received.values() if s == 'failed')}; "
           f"none: {total - len(received)}")  # fmt: skip
+    print(f"  players of started lobbies without a ready assignment, by lobby state: {missing}")
     start_latency = [answer.seconds for answer in answers]
     print(f"  start request answered: {_quantiles(start_latency)}")
     for name, values in steps.items():
