@@ -1,23 +1,32 @@
 """The lean path: what game clients poll, answered without Django's request machinery.
 
 Game clients poll `GET /api/v1/players/me/assignment`, `GET /api/v1/players/me/events` (nothing
-new, `wait=0`) and browse `GET /api/v1/lobbies`; load balancers poll `/healthz`. Through Django's
-ASGI handler each of these paid for a request object, the middleware stack, URL resolution, DRF's
-view machinery, a dozen sync/async thread hops, the ORM compiling its SQL and, for the throttles,
-a new Redis connection per request (bench/RESULTS.md, issue 11). Here, in front of Django:
+new, `wait=0`), the lobby `GET /api/v1/lobbies/{id}` and browse `GET /api/v1/lobbies`; load
+balancers poll `/healthz`. Through Django's ASGI handler each of these paid for a request object,
+the middleware stack, URL resolution, DRF's view machinery, a dozen sync/async thread hops, the
+ORM compiling its SQL and, for the throttles, a new Redis connection per request
+(bench/RESULTS.md, issue 11). Here, in front of Django:
 
 - the token is looked up once per `TOKEN_CACHE_SECONDS` per process (lobby.authentication);
 - throttles are counted in memory and shared through Redis in the background (lobby.throttles);
-- the database work of a request is one hop to this process's one lean database thread, with SQL
-  compiled by the ORM once per process;
-- the answer is rendered by the same renderers (DRF's JSONRenderer, Django's JSON encoder) into
-  the same bytes, with the headers the middleware would add computed by that middleware.
+- answers are kept rendered while their validator stands still (lobby.etags): the assignment per
+  player under its `event_seq`, the lobby detail under the lobby's `version`; `If-None-Match`
+  is answered `304` from the validator alone, as the DRF views do;
+- the common poll (token cached, `last_seen_at` fresh) is answered in the event loop: the
+  `event_seq`s of all polls in flight are read in one statement (_SeqReader), and polls of the
+  same lobby or browse page that arrive together share one read (_Shared);
+- other database work is one hop to this process's lean database threads, with SQL compiled by
+  the ORM once per process;
+- the answer is rendered by the same renderers (DRF's JSONRenderer, Django's JSON encoder, the
+  lobby snapshot of lobby.selectors) into the same bytes, with the headers the middleware would
+  add computed by that middleware.
 
 The lean path answers only the common, exact case: a `GET` with `Authorization: Token <key>` for
 a player, an `Accept` that takes JSON, a valid `Host`, simple query parameters. Anything else
-(cookies instead of a token, an unknown token, `wait` > 0, a bad parameter, a page past the end,
-HEAD, any error of its own) goes to Django unchanged, which stays the definition of the API;
-tests/lobby/test_fastpath.py proves both give the same answers where the lean path answers.
+(cookies instead of a token, an unknown token, `wait` > 0, a bad parameter or lobby id, a page
+past the end, HEAD, any error of its own) goes to Django unchanged, which stays the definition of
+the API; tests/lobby/test_fastpath.py proves both give the same answers where the lean path
+answers.
 
 Not in the admission gate (config/admission.py): like async views, nothing here holds a thread or
 a database connection while it waits.
