@@ -139,10 +139,12 @@ class MeApi(APIView):
 
 class AssignmentApi(APIView):
     @extend_schema(
+        parameters=[etags.IF_NONE_MATCH],
         responses={
             200: AssignmentOut,
+            **etags.NOT_MODIFIED,
             **errors(e404="`no_assignment`: no match of yours has started"),
-        }
+        },
     )
     def get(self, request):
         # The tag comes from the player as authentication read it, before the answer is read.
@@ -203,8 +205,8 @@ class LobbyListApi(APIView):
             return value
 
     @extend_schema(
-        parameters=[LobbyFilter],
-        responses=LobbyListItemOut(many=True),
+        parameters=[LobbyFilter, etags.IF_NONE_MATCH],
+        responses={200: LobbyListItemOut(many=True), **etags.NOT_MODIFIED},
     )
     def get(self, request):
         filters = self.LobbyFilter(data=request.query_params)
@@ -240,10 +242,12 @@ class LobbyListApi(APIView):
 
 class LobbyDetailApi(APIView):
     @extend_schema(
+        parameters=[etags.IF_NONE_MATCH],
         responses={
             200: LobbyDetailOut,
+            **etags.NOT_MODIFIED,
             **errors(e404="`lobby_not_found`: no such lobby, or a private one you are not in"),
-        }
+        },
     )
     def get(self, request, lobby_id):
         lobby = selectors.lobby_get_visible(lobby_id=lobby_id, player=request.player)

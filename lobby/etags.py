@@ -22,6 +22,7 @@ import hashlib
 
 from django.http import HttpResponseNotModified
 from django.utils.http import parse_etags
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 # Part of every tag: bump it when an answer's shape changes, so that a client holding a tag from
 # before an upgrade is not told that its old-shaped copy is current.
@@ -59,3 +60,16 @@ def not_modified_response(etag: str) -> HttpResponseNotModified:
     response = HttpResponseNotModified()
     response["ETag"] = etag
     return response
+
+
+# The OpenAPI schema's words for the conditional GETs (lobby.apis).
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="the `ETag` of the answer you hold: `304` while it is still current",
+)
+NOT_MODIFIED = {
+    304: OpenApiResponse(description="Not Modified: the answer you hold (its `ETag`) is current")
+}

@@ -554,3 +554,13 @@ def test_concurrent_polls_of_many_players_each_get_their_own_answer(monkeypatch)
     )
     assert len(reads) < 18  # polls shared reads
     assert all(len(set(ids)) == len(ids) for ids in reads)
+
+
+def test_schema_documents_the_conditional_gets():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    for path in ("/api/v1/lobbies", "/api/v1/lobbies/{lobby_id}", "/api/v1/players/me/assignment"):
+        operation = paths[path]["get"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"If-None-Match"} and "304" in operation["responses"]
