@@ -268,6 +268,10 @@ def relay_session_create(*, session_pk: uuid.UUID | str, client: EdgegapClient) 
                 )
         if remote is None:
             remote = _create(session, client, ips=ips, webhook_url=webhook_url)
+        if remote is None:
+            # Closed while this attempt looked: nothing was made, nothing to store.
+            RelaySession.objects.filter(pk=session.pk).update(create_lease_until=None)
+            return
     except PermanentError as exc:
         relay_session_fail(session_pk=session.pk, client=client, reason=_edgegap_reason(exc))
         return
@@ -280,9 +284,15 @@ def relay_session_create(*, session_pk: uuid.UUID | str, client: EdgegapClient) 
 
 def _create(
     session: RelaySession, client: EdgegapClient, *, ips: list[str], webhook_url: str | None
-) -> EdgegapSession:
-    # Recorded before sending: if this worker dies mid-call, the next attempt looks first.
-    RelaySession.objects.filter(pk=session.pk).update(status=Status.CREATING)
+) -> EdgegapSession | None:
+    """The create call; None, without calling, when the session was closed meanwhile."""
+    # Recorded before sending: if this worker dies mid-call, the next attempt looks first. Only
+    # from `pending` or `creating`: a close that came in meanwhile must not be undone.
+    marked = RelaySession.objects.filter(
+        pk=session.pk, status__in=(Status.PENDING, Status.CREATING)
+    ).update(status=Status.CREATING)
+    if not marked:
+        return None
     try:
         return client.create_session(ips, webhook_url=webhook_url)
     except (AnswerLost, MalformedResponseError):

@@ -286,6 +286,26 @@ def test_a_lost_create_whose_list_is_cut_short_waits_rather_than_duplicating(
     assert len(remote_sessions(edgegap)) == 4  # three strangers and ours, once
 
 
+def test_a_session_closed_while_a_lost_create_is_looked_for_is_not_created_again(
+    emulator, no_tasks, edgegap
+):
+    session = _open(["203.0.113.1"])
+    RelaySession.objects.filter(pk=session.pk).update(status=Status.CREATING)
+    Seat.objects.filter(session=session).update(in_create_call=True)
+
+    def close_meanwhile(method, path):
+        if method == "GET":  # the lost create's search: the lobby ends right then
+            services.relay_session_close(session=session, reason="lobby ended")
+
+    watched = WatchedClient(emulator.base_url, before=close_meanwhile)
+    services.relay_session_create(session_pk=session.pk, client=watched)
+
+    assert ("POST", SESSIONS_PATH) not in watched.calls
+    session.refresh_from_db()
+    assert session.status == Status.CLOSING  # its delete task finishes it
+    assert remote_sessions(edgegap) == {}
+
+
 # --- 6. Authorize-user is idempotent ---------------------------------------------------------
 
 
