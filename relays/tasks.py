@@ -1,9 +1,10 @@
 """Thin Celery tasks for the relay lifecycle: load by id, call a service, retry what is transient.
 
-Every task is `acks_late` (a worker killed mid-task leaves it to be delivered again) and every
-service it calls is safe to run twice. Transient Edgegap errors (connection, timeout, 429, 5xx)
-are retried with short, capped countdowns, honouring Retry-After; permanent ones never are (the
-services record them). Countdowns stay far below the broker's visibility timeout.
+Every task is `acks_late` and every service it calls is safe to run twice. Nothing depends on
+the broker giving a task back, though: a task held by a killed worker or lost with Redis leaves its
+row's lease to run out, and `sweep` drives the step again from the database. Transient Edgegap
+errors (connection, timeout, 429, 5xx) are retried with short, capped countdowns, honouring
+Retry-After; permanent ones never are (the services record them).
 """
 
 import logging
