@@ -363,7 +363,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "lobby.authentication.PlayerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "lobby.authentication.PlayerSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["lobby.permissions.IsPlayer"],
     "DEFAULT_THROTTLE_CLASSES": ["lobby.throttles.PlayerThrottle", "lobby.throttles.IpThrottle"],

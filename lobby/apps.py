@@ -7,7 +7,10 @@ class LobbyConfig(AppConfig):
 
     def ready(self):
         # The lobby follows its relay session; relays never imports lobby (design.md §1).
-        from lobby import services
+        from lobby import (
+            schema,  # noqa: F401 - registers the OpenAPI session scheme
+            services,
+        )
         from relays import signals
 
         signals.session_ready.connect(services.on_relay_session_ready, dispatch_uid="lobby-ready")

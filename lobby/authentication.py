@@ -23,7 +23,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models.signals import post_delete, post_save
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -50,7 +50,7 @@ def user_for_token_key(key: str):
     token = Token.objects.select_related("user__player").filter(key=key).first()
     if token is None or not token.user.is_active:
         return None
-    # A Django user without a player yet has none here: player_for_user makes one.
+    # A Django user without a player yet has none here: services.player_for_user makes one.
     with contextlib.suppress(ObjectDoesNotExist):
         token.user._player_cache = token.user.player
     return token.user
@@ -67,13 +67,32 @@ def user_for_authorization(header: str):
 
 class PlayerTokenAuthentication(TokenAuthentication):
     """DRF's token authentication through `user_for_token_key` (DRF already compares the
-    keyword case-insensitively, which is the rule above)."""
+    keyword case-insensitively, which is the rule above); the caller's player on the request."""
+
+    def authenticate(self, request):
+        return _with_player(request, super().authenticate(request))
 
     def authenticate_credentials(self, key):
         user = user_for_token_key(key)
         if user is None:
             raise AuthenticationFailed("Invalid token.")
         return user, None
+
+
+class PlayerSessionAuthentication(SessionAuthentication):
+    """DRF's session authentication (CSRF enforced as there); the caller's player on the
+    request."""
+
+    def authenticate(self, request):
+        return _with_player(request, super().authenticate(request))
+
+
+def _with_player(request, result):
+    if result is not None:
+        from lobby.services import player_arrived
+
+        player_arrived(request, result[0])
+    return result
 
 
 # --- The cached lookup of the lean paths -----------------------------------------------------

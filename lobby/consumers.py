@@ -5,7 +5,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from lobby.realtime import PUSH_TYPE, player_group, socket_monitor
-from lobby.selectors import events_after, player_for_user
+from lobby.selectors import events_after
+from lobby.services import player_for_user
 from lobby.socketcaps import CLOSE_REPLACED, CLOSE_TOO_MANY, scope_ip, socket_caps
 
 

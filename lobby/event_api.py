@@ -20,8 +20,8 @@ from lobby.authentication import is_token_authorization, user_for_authorization
 from lobby.errors import error_body
 from lobby.models import Player
 from lobby.realtime import player_group
-from lobby.selectors import events_after, player_for_user
-from lobby.services import player_touch
+from lobby.selectors import events_after
+from lobby.services import player_for_user, player_touch
 from lobby.throttles import IpThrottle, PlayerThrottle
 
 MAX_WAIT = 30

@@ -13,7 +13,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from lobby import selectors
+from lobby import selectors, services
 
 # Not settings.LOGIN_URL: a guest signs in by choosing a display name, on the entry page.
 player_required = login_required(login_url=reverse_lazy("pages:entry"))
@@ -39,7 +39,7 @@ def entry(request):
 @player_required
 def browser(request):
     """Public open lobbies (filtered, kept current), create a lobby, join one by its code."""
-    player = selectors.player_for_user(request.user)
+    player = services.player_for_user(request.user)
     membership = selectors.active_membership(player)
     context = {
         "player": player,
@@ -54,7 +54,7 @@ def browser(request):
 @player_required
 def room(request, lobby_id):
     """One lobby: its members, their readiness, the host's controls, the relay assignment."""
-    player = selectors.player_for_user(request.user)
+    player = services.player_for_user(request.user)
     page = {
         "lobbyId": str(lobby_id),
         "me": {"id": player.pk, "displayName": player.display_name},

@@ -1,4 +1,12 @@
-"""OpenAPI additions for what drf-spectacular cannot see: the async events long-poll view."""
+"""OpenAPI additions for what drf-spectacular cannot see: the async events long-poll view, and
+the session scheme of our session authentication (drf-spectacular knows DRF's class only)."""
+
+from drf_spectacular.authentication import SessionScheme
+
+
+class PlayerSessionScheme(SessionScheme):
+    target_class = "lobby.authentication.PlayerSessionAuthentication"
+
 
 EVENTS_PATH = "/api/v1/players/me/events"
 

@@ -10,17 +10,6 @@ from relays.models import RelaySession, Seat
 EVENTS_PAGE = 100
 
 
-def player_for_user(user) -> Player:
-    """The user's player; a Django user (staff, a signed-up account) becomes one on first use."""
-    player = getattr(user, "_player_cache", None)
-    if player is None:
-        player, _ = Player.objects.get_or_create(
-            user=user, defaults={"display_name": (user.get_username() or "player")[:32]}
-        )
-        user._player_cache = player
-    return player
-
-
 def lobby_list(*, mode: str = "", region: str = "", q: str = "") -> QuerySet[Lobby]:
     """Open public lobbies, newest first."""
     lobbies = Lobby.objects.filter(

@@ -64,6 +64,23 @@ def player_create_guest(*, display_name: str) -> tuple[Player, str]:
     return player, token.key
 
 
+def player_for_user(user) -> Player:
+    """The user's player; a Django user (staff, a signed-up account) becomes one on first use."""
+    player = getattr(user, "_player_cache", None)
+    if player is None:
+        player, _ = Player.objects.get_or_create(
+            user=user, defaults={"display_name": (user.get_username() or "player")[:32]}
+        )
+        user._player_cache = player
+    return player
+
+
+def player_arrived(request, user) -> None:
+    """Who is calling, as the API's authentication found it: `request.player`, seen now."""
+    request.player = player_for_user(user)
+    player_touch(request.player)
+
+
 def player_touch(player: Player) -> None:
     """Record that the player is around (for abandonment), at most every SEEN_RESOLUTION."""
     now = timezone.now()

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from lobby import selectors as lobby_selectors
+from lobby import services as lobby_services
 from lobby.pages import player_required
 from matchmaking.selectors import ticket_searching_for
 from matchmaking.services import ticket_snapshot
@@ -20,7 +21,7 @@ from matchmaking.services import ticket_snapshot
 @player_required
 def queue(request):
     """Matchmaking for people: queue in a profile and wait for a match, then go to its lobby."""
-    player = lobby_selectors.player_for_user(request.user)
+    player = lobby_services.player_for_user(request.user)
     # The sequence first: a ticket made after this read is replayed to the page by the stream.
     after = player.event_seq
     ticket = ticket_searching_for(player)

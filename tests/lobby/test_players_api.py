@@ -258,3 +258,25 @@ def test_assignment_from_the_relay_matches_each_players_address(
         assert view["relay"]["port"] == port
         assert view["session_authorization_token"] == remote.authorization_token
         assert view["user_authorization_token"] == token_by_ip[addresses[member.pk]]
+
+
+def test_the_permission_only_checks_the_authentication_finds_the_player(
+    django_user_model, django_assert_num_queries
+):
+    # One job each: authentication says who calls (and makes a Django user's player on first
+    # use); IsPlayer reads what it found and writes nothing.
+    from rest_framework.test import APIRequestFactory
+
+    from lobby.permissions import IsPlayer
+
+    staff = django_user_model.objects.create_user("ops", password="a-long-password-1")
+    api = APIClient()
+    api.force_login(staff)
+    assert api.get(ME).json()["display_name"] == "ops"  # made on first use, by authentication
+
+    request = APIRequestFactory().get(ME)
+    with django_assert_num_queries(0):
+        assert IsPlayer().has_permission(request, view=None) is False
+    request.player = object()
+    with django_assert_num_queries(0):
+        assert IsPlayer().has_permission(request, view=None) is True
