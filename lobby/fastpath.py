@@ -405,12 +405,17 @@ class _SeqReader:
 _readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _seq_reader() -> _SeqReader:
+def _per_loop(registry: weakref.WeakKeyDictionary, make):
+    """The running event loop's one instance of `make()` (it waits on futures of that loop)."""
     loop = asyncio.get_running_loop()
-    reader = _readers.get(loop)
-    if reader is None:
-        reader = _readers[loop] = _SeqReader()
-    return reader
+    found = registry.get(loop)
+    if found is None:
+        found = registry[loop] = make()
+    return found
+
+
+def _seq_reader() -> _SeqReader:
+    return _per_loop(_readers, _SeqReader)
 
 
 _SEQ_SQL: dict[tuple, str] = {}
@@ -809,11 +814,7 @@ _shared_reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _shared() -> _Shared:
-    loop = asyncio.get_running_loop()
-    shared = _shared_reads.get(loop)
-    if shared is None:
-        shared = _shared_reads[loop] = _Shared()
-    return shared
+    return _per_loop(_shared_reads, _Shared)
 
 
 _FILTER_MARKS = {"mode": "\x01mode\x01", "region": "\x01region\x01", "q": "\x01q\x01"}
