@@ -372,16 +372,7 @@ def _store_created(session: RelaySession, remote: EdgegapSession, client: Edgega
         try:
             relay_session_poll(session_pk=session.pk, client=client, generation=0)
         except TransientError:
-            _send_poll(session, generation=0, countdown=POLL_DELAYS[1], task=tasks.session_poll)
-
-
-def _send_poll(session: RelaySession, *, generation: int, countdown: float, task) -> None:
-    def send():
-        if countdown and task.app.conf.task_always_eager:
-            time.sleep(countdown)
-        task.apply_async(args=(str(session.pk), generation), countdown=countdown or None)
-
-    transaction.on_commit(send)
+            _after_commit(tasks.session_poll, str(session.pk), 0, countdown=POLL_DELAYS[1])
 
 
 # --- Poll ------------------------------------------------------------------------------------
@@ -432,7 +423,7 @@ def relay_session_poll(
             RelaySession.objects.filter(pk=session.pk, poll_count=generation + 1).update(
                 lease_until=_lease(delay)
             )
-            _send_poll(session, generation=generation + 1, countdown=delay, task=tasks.session_poll)
+            _after_commit(tasks.session_poll, str(session.pk), generation + 1, countdown=delay)
 
 
 def _settle(session: RelaySession, remote: EdgegapSession, client: EdgegapClient) -> None:
@@ -667,9 +658,7 @@ def relay_sweep(*, client: EdgegapClient) -> SweepReport:
             ):
                 continue
             if session.status == Status.WAITING:
-                _send_poll(
-                    session, generation=session.poll_count, countdown=0, task=tasks.session_poll
-                )
+                _after_commit(tasks.session_poll, str(session.pk), session.poll_count)
             elif session.status == Status.CLOSING:
                 _after_commit(tasks.session_delete, str(session.pk))
             else:
