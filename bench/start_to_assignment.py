@@ -61,6 +61,7 @@ def _stack(server_cpu: int, web_port: int, emulator_port: int):
         ALLOWED_HOSTS="127.0.0.1,localhost",
         METRICS_TOKEN="bench-metrics",
         SECURE_SSL_REDIRECT="false",  # plain HTTP on loopback, as behind a TLS proxy
+        SOCKETS_PER_IP="100000",  # every bench player connects from 127.0.0.1
     )
     env.pop("CHANNEL_LAYER_DROP_RATE", None)
     log = open(ROOT / "var" / "bench-start-to-assignment.log", "w")  # noqa: SIM115
