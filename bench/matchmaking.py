@@ -42,8 +42,9 @@ if not __package__:  # run as a file: the script's folder would shadow the match
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     sys.path.insert(0, str(_here.parent))
 
-from matchmaking.matcher import RATED_KEY, Ticket, form_matches, match_quality
+from matchmaking.matcher import RATED_KEY, Ticket, form_matches
 from matchmaking.rules import parse_rules
+from ratings.skill import match_quality
 
 REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "asia-east", "sa-east"]
 MAPS = ["harbor", "dust", "canyon", "mill", "station", "ridge", "vault", "tundra"]
@@ -351,19 +352,26 @@ def main(argv: list[str] | None = None) -> None:
             print(_row(name, size, timing, [timing[2]]), flush=True)
 
     print()
-    print("| rated     | tickets |   best ms | median ms | matched | mean q | p5 q  |")
-    print("|-----------|--------:|----------:|----------:|--------:|-------:|------:|")
+    print("| rated     | tickets |   best ms | median ms | matched | mean q | p5 q  | ratio |")
+    print("|-----------|--------:|----------:|----------:|--------:|-------:|------:|------:|")
     for name, data in RATED.items():
         rated_rules = parse_rules(data)
         for size in args.sizes:
             tickets = make_rated_tickets(name, size, args.seed)
-            timing = _time(lambda t=tickets, r=rated_rules: form_matches(t, r, NOW), args.runs)
-            print(_quality_row(name, tickets, timing), flush=True)
+            # Interleaved with the baseline run for run (both see the same load); "ratio" is
+            # today's median over the baseline's.
+            timing = _time(
+                lambda t=tickets, r=rated_rules: form_matches(t, r, NOW),
+                args.runs,
+                base and (lambda t=tickets, r=rated_rules: base.form_matches(t, r, NOW)),
+            )
+            base_times = timing[3]
+            ratio = f" {timing[1] / statistics.median(base_times):>5.2f} |" if base else ""
+            print(_quality_row(name, tickets, timing) + ratio, flush=True)
             if base:
-                timing = _time(
-                    lambda t=tickets, r=rated_rules: base.form_matches(t, r, NOW), args.runs
-                )
-                print(_quality_row("  baseline", tickets, timing), flush=True)
+                base_result = base.form_matches(tickets, rated_rules, NOW)
+                base_timing = (min(base_times), statistics.median(base_times), base_result, [])
+                print(_quality_row("  baseline", tickets, base_timing), flush=True)
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

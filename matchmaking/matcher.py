@@ -66,7 +66,7 @@ from matchmaking.rules import (
     parse_rules,
     validate_attributes,
 )
-from ratings.skill import BETA, SIGMA
+from ratings.skill import BETA, SIGMA, match_quality
 
 INF = math.inf
 RATED_KEY = "$rated"  # where a rated ticket carries the mu and sigma its number came from
@@ -151,32 +151,6 @@ def _clip(text: str, limit: int = 40) -> str:
 
 def _no_others(n: int) -> str:
     return "no other player" if n == 1 else f"no {n} other players"
-
-
-def match_quality(teams: list[tuple[float, float, int]], beta: float = BETA) -> float:
-    """Predicted match quality, TrueSkill's: 1 for equal teams of certain players, lower the
-    further apart the teams' summed mu and the larger their summed sigma squared.
-
-    ``teams`` holds (sum of mu, sum of sigma squared, players) per team. For two teams of n
-    players in all, with c^2 = n beta^2 + the sigma squares of every player:
-    ``sqrt(n beta^2 / c^2) * exp(-(mu_A - mu_B)^2 / (2 c^2))``; with more teams, the mean over
-    pairs of teams. It is the model's draw probability relative to that of two equal, certain
-    sides (in the limit of a small draw margin), so it reads on the same scale whatever the team
-    size. See docs/matchmaking.md.
-    """
-    beta_sq = beta * beta
-    total = 0.0
-    pairs = 0
-    for a in range(len(teams)):
-        mu_a, var_a, n_a = teams[a]
-        for b in range(a + 1, len(teams)):
-            mu_b, var_b, n_b = teams[b]
-            spread = (n_a + n_b) * beta_sq
-            c_sq = spread + var_a + var_b
-            diff = mu_a - mu_b
-            total += math.sqrt(spread / c_sq) * math.exp(-diff * diff / (2.0 * c_sq))
-            pairs += 1
-    return total / pairs if pairs else 1.0
 
 
 def form_matches(
@@ -528,6 +502,9 @@ class _Grower:
         if sigma is not None:
             anchor_sigma = min(sigma[anchor], SIGMA_KNEE)
             weighed: list[tuple[float, int]] = []  # heap of (cost, position)
+            # The value distance to the next ticket on each side (INF past the end).
+            to_left = anchor_value - values[left_pos] if left_pos >= 0 else INF
+            to_right = values[right_pos] - anchor_value if right_pos < end else INF
         examined = 0
         while players < max_players and examined < scan_limit:
             if sigma is None:
@@ -561,25 +538,19 @@ class _Grower:
                 # or SIMILAR_LOOKAHEAD are weighed. So among equally close candidates, the one
                 # of similar uncertainty wins; a far one never beats a near one by much.
                 while True:
-                    if left_pos >= 0 and anchor_value - values[left_pos] > window:
-                        left_pos = -1  # further still on this side: outside the window
-                    if right_pos < end and values[right_pos] - anchor_value > window:
-                        right_pos = end
-                    if left_pos >= 0:
-                        to_left = anchor_value - values[left_pos]
-                        go_left = right_pos >= end or to_left <= values[right_pos] - anchor_value
-                    elif right_pos < end:
-                        go_left = False
-                    else:
-                        break
-                    q = left_pos if go_left else right_pos
-                    distance = anchor_value - values[q] if go_left else values[q] - anchor_value
+                    distance = to_left if to_left <= to_right else to_right
+                    if distance > window:
+                        break  # both sides are outside the window
                     if weighed and (len(weighed) >= SIMILAR_LOOKAHEAD or distance >= weighed[0][0]):
                         break
-                    if go_left:
-                        left_pos = left[left_pos]
+                    if to_left <= to_right:
+                        q = left_pos
+                        left_pos = left[q]
+                        to_left = anchor_value - values[left_pos] if left_pos >= 0 else INF
                     else:
-                        right_pos = right[right_pos]
+                        q = right_pos
+                        right_pos = right[q]
+                        to_right = values[right_pos] - anchor_value if right_pos < end else INF
                     c = order[q]
                     if used[c]:
                         links.unlink(q)
@@ -658,9 +629,7 @@ class _Grower:
         if players == team_count and len(chosen) == players:
             return [[c] for c in chosen]  # one solo per team (1v1, free-for-all teams of one)
         if team_count == 2 and self.pool.sigma is not None and len(chosen) <= MAX_SPLIT_GROUPS:
-            return _balance_by_quality(
-                chosen, self.pool, limits.max_team, limits.min_team[step], BETA
-            )
+            return _balance_by_quality(chosen, self.pool, limits.max_team, limits.min_team[step])
         return _balance_greedy(
             chosen,
             players,
@@ -756,37 +725,51 @@ def _team_sums(team: list[int], pool: _Pool) -> tuple[float, float, int]:
 
 
 def _balance_by_quality(
-    chosen: list[int], pool: _Pool, max_team: int, min_team: int, beta: float
+    chosen: list[int], pool: _Pool, max_team: int, min_team: int
 ) -> list[list[int]] | None:
-    """The two teams the rating model predicts closest: every split of the groups that fits
-    the team sizes is tried, and the highest `match_quality` wins (ties: the first found, with
-    the anchor's group in the first team). None when no split fits."""
-    value, sigma, size = pool.value, pool.sigma, pool.size
+    """The two teams the rating model predicts closest: the split of the groups that fits the
+    team sizes with the highest `match_quality` (ties: the first found, with the anchor's group
+    in the first team). None when no split fits.
+
+    Every split of the same groups has the same players and the same summed sigma squared, so
+    `match_quality`'s c^2 is the same for all of them and the quality only falls as the teams'
+    summed mu draw apart: the best split is the one with the smallest mu difference, found
+    without evaluating the quality (up to 2048 splits) at all."""
+    value, size = pool.value, pool.size
     n = len(chosen)
+    if (
+        n == 4
+        and max_team == 2
+        and size[chosen[0]] + size[chosen[1]] + size[chosen[2]] + size[chosen[3]] == 4
+    ):
+        # Four solo players in two teams of two (the common case, thousands a pass): with their
+        # values a <= b <= c <= d, a+d against b+c is never further apart than the other splits.
+        a, b, c, d = sorted(chosen, key=value.__getitem__)
+        return [[a, d], [b, c]] if a == chosen[0] or d == chosen[0] else [[b, c], [a, d]]
     mus = [value[c] * size[c] for c in chosen]
-    variances = [sigma[c] * sigma[c] * size[c] for c in chosen]
     sizes = [size[c] for c in chosen]
-    total_mu, total_var, total_players = sum(mus), sum(variances), sum(sizes)
-    best_mask, best_quality = -1, -1.0
-    # The first group always goes to the first team: a split and its mirror are the same match.
-    for rest in range(1 << (n - 1)):
-        mask = (rest << 1) | 1
-        mu_a = var_a = 0.0
-        players_a = 0
-        for k in range(n):
-            if mask >> k & 1:
-                mu_a += mus[k]
-                var_a += variances[k]
-                players_a += sizes[k]
+    total_mu, total_players = sum(mus), sum(sizes)
+    # The first group always goes to the first team (a split and its mirror are the same match);
+    # bit k of ``rest`` puts group k + 1 there too. Each subset's sums extend a smaller one's by
+    # its lowest group: one addition per split, not one per group.
+    half = 1 << (n - 1)
+    rest_mu = [0.0] * half
+    rest_players = [0] * half
+    best_rest, best_gap = -1, INF
+    for rest in range(half):
+        if rest:
+            low = rest & -rest
+            k = low.bit_length()
+            rest_mu[rest] = rest_mu[rest ^ low] + mus[k]
+            rest_players[rest] = rest_players[rest ^ low] + sizes[k]
+        players_a = sizes[0] + rest_players[rest]
         players_b = total_players - players_a
-        if not (min_team <= players_a <= max_team and min_team <= players_b <= max_team):
-            continue
-        quality = match_quality(
-            [(mu_a, var_a, players_a), (total_mu - mu_a, total_var - var_a, players_b)], beta
-        )
-        if quality > best_quality:
-            best_mask, best_quality = mask, quality
-    if best_mask < 0:
+        if min_team <= players_a <= max_team and min_team <= players_b <= max_team:
+            gap = abs(2.0 * (mus[0] + rest_mu[rest]) - total_mu)
+            if gap < best_gap:
+                best_rest, best_gap = rest, gap
+    best_mask = (best_rest << 1) | 1
+    if best_rest < 0:
         return None
     return [
         [c for k, c in enumerate(chosen) if best_mask >> k & 1],

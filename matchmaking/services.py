@@ -25,14 +25,13 @@ from lobby.events import events_emit
 from lobby.gates import players_admit
 from lobby.models import Membership, Player
 from lobby.services import lobby_create_for_match
+from matchmaking.matcher import Match, form_matches
 from matchmaking.matcher import Ticket as MatcherTicket
-from matchmaking.matcher import form_matches
 from matchmaking.models import Party, PartyMember, Profile, Ticket
 from matchmaking.rules import AttributesError, parse_rules, validate_attributes
 from matchmaking.selectors import party_get, ticket_get, ticket_snapshot  # noqa: F401 - re-exported
 from ratings import selectors as ratings_selectors
 from ratings.skill import party_skill
-from ratings.skill import quality as predicted_quality
 
 logger = logging.getLogger(__name__)
 Status = Ticket.Status
@@ -349,7 +348,7 @@ def _expire(tickets, now) -> int:
     return expired
 
 
-def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
+def _commit_match(profile: Profile, match: Match, members_of) -> uuid.UUID | None:
     ticket_ids = match.ticket_ids
     team_of = {tid: n for n, team in enumerate(match.teams) for tid in team}
     try:
@@ -371,7 +370,7 @@ def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
                 region=match.region or "",
                 seats=[(m["player_id"], m["ip"]) for m in seats],
                 host_id=match.host_player,
-                metadata={"profile": profile.name, "teams": teams, **_quality(profile, teams)},
+                metadata={"profile": profile.name, "teams": teams, **_quality(match)},
             )
             for ticket in Ticket.objects.filter(pk__in=ticket_ids).select_related("profile"):
                 ticket.lobby = lobby
@@ -388,17 +387,10 @@ def _commit_match(profile: Profile, match, members_of) -> uuid.UUID | None:
         return None
 
 
-def _quality(profile: Profile, teams: list[list[int]]) -> dict:
-    """A rated queue's match carries the rating model's predicted quality (draw probability)."""
-    rated = parse_rules(profile.rules).rated
-    if not rated:
-        return {}
-    board = next(iter(rated.values()))
-    skills = ratings_selectors.skills_of(
-        leaderboard_name=board, player_ids=[p for team in teams for p in team]
-    )
-    quality = predicted_quality([[skills[p] for p in team] for team in teams])
-    return {"quality": round(quality, 4)}
+def _quality(match: Match) -> dict:
+    """A rated queue's match carries its predicted quality (`ratings.skill.match_quality`), the
+    figure the matcher chose it by, from the same mu and sigma the tickets were matched on."""
+    return {} if match.quality is None else {"quality": round(match.quality, 4)}
 
 
 class _MatchDropped(Exception):

@@ -51,7 +51,9 @@ class ResultOut(serializers.Serializer):
     teams = serializers.JSONField(allow_null=True, help_text="the matched teams, if matched")
     reported = serializers.ListField(child=serializers.IntegerField())
     placements = TeamPlacement(many=True, allow_null=True)
-    quality = serializers.FloatField(allow_null=True, help_text="predicted draw probability")
+    quality = serializers.FloatField(
+        allow_null=True, help_text="predicted match quality, 0..1 (1: equal sides, certain ratings)"
+    )
     decide_by = serializers.DateTimeField()
 
 

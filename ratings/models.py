@@ -78,7 +78,11 @@ class MatchResult(models.Model):
     teams = models.JSONField(null=True, blank=True)
     # The standing placements once confirmed, in the reports' canonical form.
     placements = models.JSONField(null=True, blank=True)
-    quality = models.FloatField(null=True, blank=True, help_text="predicted draw probability")
+    quality = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="predicted match quality, 0..1 (ratings.skill.match_quality)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     decide_by = models.DateTimeField(db_index=True, help_text="when a majority may stand")
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -6,11 +6,13 @@ the displayed rating (`ordinal` = mu - 3 sigma) starts at 0 and rises as the ser
 Scaling every parameter together leaves every prediction unchanged.
 
 Plackett-Luce is kept (the issue's default): it takes any number of teams of any size and ties
-(equal ranks), and it is the model the predicted match quality is read from.
+(equal ranks). Predicted match quality (`match_quality`) reads the same Gaussian skills with the
+same performance spread beta.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,16 +54,39 @@ def rate(teams: Sequence[Sequence[Skill]], ranks: Sequence[int]) -> list[list[Sk
     return [[Skill(r.mu, r.sigma) for r in team] for team in rated]
 
 
-def quality(teams: Sequence[Sequence[Skill]]) -> float:
-    """Predicted match quality: the model's probability that the teams draw (0..1).
+def match_quality(teams: Sequence[tuple[float, float, int]]) -> float:
+    """Predicted match quality from each team's (sum of mu, sum of sigma squared, players).
 
-    Highest for teams of equal, well-known skill; lower the further apart the teams are and the
-    less sure the model is of its players.
+    TrueSkill's quality, on this model's performance spread ``BETA``: the probability that the
+    teams draw, relative to the probability that two equal sides of certain players draw (in the
+    limit of a small draw margin). 1 for equal teams of certain players; lower the further apart
+    the teams' summed mu and the less sure the model is of its players. Unlike Plackett-Luce's own
+    ``predict_draw`` (at most 1/2 for two teams, 1/3 for three), it reads on the same 0..1 scale
+    whatever the number and size of the teams, which is what lets a queue, the matcher's
+    explanations and an operator compare matches. For two teams of n players in all, with
+    c^2 = n beta^2 + every player's sigma^2: ``sqrt(n beta^2 / c^2) * exp(-(mu_A - mu_B)^2 /
+    (2 c^2))``; with more teams, the mean over pairs of teams. One definition, used by the matcher
+    (its hot path passes sums), the lobby's metadata and the result.
     """
-    if len(teams) < 2:
-        return 1.0
-    return float(
-        MODEL.predict_draw([[MODEL.rating(mu=s.mu, sigma=s.sigma) for s in t] for t in teams])
+    beta_sq = BETA * BETA
+    total = 0.0
+    pairs = 0
+    for a in range(len(teams)):
+        mu_a, var_a, n_a = teams[a]
+        for b in range(a + 1, len(teams)):
+            mu_b, var_b, n_b = teams[b]
+            spread = (n_a + n_b) * beta_sq
+            c_sq = spread + var_a + var_b
+            diff = mu_a - mu_b
+            total += math.sqrt(spread / c_sq) * math.exp(-diff * diff / (2.0 * c_sq))
+            pairs += 1
+    return total / pairs if pairs else 1.0
+
+
+def quality(teams: Sequence[Sequence[Skill]]) -> float:
+    """`match_quality` of teams of players' skills."""
+    return match_quality(
+        [(sum(s.mu for s in t), sum(s.sigma * s.sigma for s in t), len(t)) for t in teams]
     )
 
 

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from matchmaking.matcher import RATED_KEY, Ticket, form_matches, match_quality
+from matchmaking.matcher import RATED_KEY, Ticket, form_matches
 from matchmaking.rules import EXAMPLE_RULES, parse_rules
 from ratings import skill
+from ratings.skill import match_quality
 
 NOW = 100_000.0
 
@@ -702,11 +703,24 @@ def test_rated_pairing_keeps_the_window_whatever_the_uncertainty():
     assert matched_sets(result) == [frozenset({"a", "other-sigma-near"})]
 
 
-def test_rated_teams_are_the_split_the_model_predicts_closest():
+@pytest.mark.parametrize(
+    ("team_size", "party_sizes"),
+    [(2, [1, 1, 1, 1]), (3, [1] * 6), (3, [2, 1, 1, 1, 1]), (4, [2, 2, 1, 1, 1, 1])],
+    ids=["2v2 solos", "3v3 solos", "3v3 with a duo", "4v4 with two duos"],
+)
+def test_rated_teams_are_the_split_the_model_predicts_closest(team_size, party_sizes):
     rng = random.Random(4)
-    rules = rated_profile(team_size=3, max_difference=1000)
-    for _ in range(20):
-        tickets = [rated(f"t{k}", rng.gauss(1500, 150), rng.uniform(50, 350)) for k in range(6)]
+    rules = rated_profile(team_size=team_size, max_difference=1000)
+    for _ in range(30):
+        tickets = [
+            rated(
+                f"t{k}",
+                rng.gauss(1500, 150),
+                rng.uniform(50, 350),
+                players=[f"t{k}-p{m}" for m in range(size)],
+            )
+            for k, size in enumerate(party_sizes)
+        ]
         by_id = {t.id: t for t in tickets}
 
         (match,) = form_matches(tickets, rules, NOW).matches
@@ -714,14 +728,21 @@ def test_rated_teams_are_the_split_the_model_predicts_closest():
         def sums(ids, by_id=by_id):
             ts = [by_id[i] for i in ids]
             return (
-                sum(t.attributes["skill"] for t in ts),
-                sum(t.attributes[RATED_KEY]["skill"]["sigma"] ** 2 for t in ts),
-                len(ts),
+                sum(t.attributes["skill"] * len(t.players) for t in ts),
+                sum(t.attributes[RATED_KEY]["skill"]["sigma"] ** 2 * len(t.players) for t in ts),
+                sum(len(t.players) for t in ts),
             )
 
+        ids = [t.id for t in tickets]
+        splits = [
+            (a, [i for i in ids if i not in a])
+            for r in range(1, len(ids))
+            for a in itertools.combinations(ids, r)
+        ]
         best = max(
-            match_quality([sums(a), sums([t.id for t in tickets if t.id not in a])])
-            for a in itertools.combinations([t.id for t in tickets], 3)
+            match_quality([sums(a), sums(b)])
+            for a, b in splits
+            if sums(a)[2] == sums(b)[2] == team_size
         )
         assert match.quality == pytest.approx(best)
         assert match.quality == pytest.approx(match_quality([sums(team) for team in match.teams]))
