@@ -5,16 +5,33 @@ Like the lobby pages (lobby/pages.py), the view decides nothing: it hands the pa
 is, the event sequence to follow the stream from, and the ticket the player is searching with
 right now, if any (the API has no "my tickets" call, and a reload, a second tab or a game client
 may have queued it). Everything else goes through the HTTP API v1 with the session cookie.
+
+A queue that takes a number from the player's rating (docs/ratings.md, "Rated queues") asks no
+input for it: the page shows the rating instead, which this view hands it for every leaderboard
+an open queue rates on (a new player's where the player has none).
 """
 
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from lobby import selectors as lobby_selectors
 from lobby import services as lobby_services
 from lobby.pages import player_required
-from matchmaking.selectors import ticket_searching_for
+from matchmaking.rules import RulesError, parse_rules
+from matchmaking.selectors import profile_list, ticket_searching_for
 from matchmaking.services import ticket_snapshot
+from ratings import selectors as ratings_selectors
+
+
+def _rated_leaderboards() -> set[str]:
+    boards = set()
+    for profile in profile_list():
+        try:
+            boards.update(parse_rules(profile.rules).rated.values())
+        except RulesError:
+            continue  # the API refuses tickets for it too; nothing to show
+    return boards
 
 
 @ensure_csrf_cookie
@@ -30,6 +47,12 @@ def queue(request):
         "me": {"id": player.pk, "displayName": player.display_name},
         "after": after,
         "ticket": ticket_snapshot(ticket) if ticket else None,
+        # Leaderboard name -> the player's rating there (mu, sigma, ordinal, games, title, and
+        # `listed`: whether its leaderboard page exists yet).
+        "ratings": ratings_selectors.player_ratings_on(
+            player=player, leaderboard_names=_rated_leaderboards()
+        ),
+        "leaderboardsUrl": reverse("pages:leaderboards"),
     }
     context = {
         "player": player,

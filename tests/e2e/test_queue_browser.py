@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 from lobby.models import Player
 from matchmaking.models import Profile, Ticket
 from matchmaking.rules import EXAMPLE_RULES
+from ratings.models import Leaderboard, Rating
 from tests.e2e.test_browser import (
     ASSIGNMENT_WITHIN_MS,
     DESKTOP,
@@ -364,3 +365,90 @@ def test_every_rule_type_has_its_input_and_a_search_made_elsewhere_is_picked_up(
     assert page.evaluate("Object.values(sessionStorage)").count(started) == 1
     shots.take(cy, "picked-up-from-another-tab")
     assert_no_browser_errors(cy)
+
+
+RATED_DUEL_RULES = {
+    "initial": {
+        "match_size": DUEL_RULES["initial"]["match_size"],
+        "skill": {
+            "type": "number_difference",
+            "rating": "ranked-duel",
+            "attributes": {"max_difference": 1000},
+        },
+    }
+}
+
+
+@pytest.fixture
+def rated_queue():
+    """A duel that takes skill from the ranked-duel leaderboard (made before any browser)."""
+    Profile.objects.create(
+        name="ranked-duel", title="Ranked duel", rules=RATED_DUEL_RULES, mode="duel"
+    )
+    return Leaderboard.objects.create(name="ranked-duel", title="Ranked duel")
+
+
+def test_a_rated_queue_shows_the_players_rating_asks_no_skill_and_still_matches(
+    worker_tasks, rated_queue, players, shots
+):
+    live = worker_tasks
+    ada, grace = players("Ada"), players("Grace", PHONE)
+    ada.play_as_guest(shots)
+
+    def rate_ada():
+        Rating.objects.create(
+            leaderboard=rated_queue,
+            player=Player.objects.get(display_name="Ada"),
+            mu=1700.0,
+            sigma=200.0,
+            ordinal=1100.0,
+            games=4,
+        )
+
+    in_thread(rate_ada)
+    ada.page.get_by_role("navigation", name="Main").get_by_role("link", name="Queue").click()
+    expect(ada.page.locator("#profiles-summary")).to_have_text("1 queue open.")
+    skill = ada.page.get_by_role("group", name="Skill")
+    expect(skill).to_contain_text("Rating 1100")
+    expect(skill).to_contain_text("μ 1700 ± 200")
+    expect(skill).to_contain_text("4 games")
+    expect(skill).to_have_accessible_description(re.compile(r"^Taken from your rating, not typed"))
+    expect(ada.page.locator("#attribute-fields input")).to_have_count(0)
+    expect(ada.page.locator("#rules-card")).to_contain_text(
+        "Skill within 1000 of each other (from ratings)"
+    )
+    shots.take(ada, "rated-queue")
+
+    # The rating links to its leaderboard, where Ada's row stands out.
+    skill.get_by_role("link", name="See Ranked duel").click()
+    expect(ada.page).to_have_url(re.compile(r"/leaderboards/ranked-duel/$"))
+    expect(ada.page.get_by_role("heading", name="Ranked duel", level=1)).to_be_visible()
+    expect(ada.page.locator("#me")).to_contain_text("Ada")
+    expect(ada.page.locator("#me")).to_contain_text("1100")
+    shots.take(ada, "leaderboard")
+    ada.page.get_by_role("navigation", name="Main").get_by_role("link", name="Queue").click()
+
+    # No input, so nothing the server owns is sent: the server fills it from the rating.
+    ada.page.get_by_role("button", name="Find a match").click()
+    expect(ticket(ada)).to_contain_text("Looking for a match")
+    expect(ticket(ada)).to_contain_text("Skill: 1700 (from ranked-duel ratings)")
+    expect(ticket(ada)).not_to_contain_text("$rated")
+
+    grace.play_as_guest(shots)
+    grace.page.get_by_role("link", name="Queue").click()
+    new = grace.page.get_by_role("group", name="Skill")
+    expect(new).to_contain_text("New player: rating 0")
+    expect(new).to_contain_text("μ 1500 ± 500")
+    expect(new).to_contain_text("no games yet")
+    shots.take(grace, "rated-queue-new-player")
+    grace.page.get_by_role("button", name="Find a match").click()
+    expect(ticket(grace)).to_contain_text("Skill: 1500 (from ranked-duel ratings)")
+
+    with matcher_running(live):
+        expect(ada.page).to_have_url(ROOM_URL, timeout=MATCH_WITHIN_MS)
+        expect(grace.page).to_have_url(ROOM_URL, timeout=MATCH_WITHIN_MS)
+    skills = in_thread(
+        lambda: sorted(t.attributes["skill"] for t in Ticket.objects.filter(status="matched"))
+    )
+    assert skills == [1500.0, 1700.0]
+    assert_no_browser_errors(ada, grace)

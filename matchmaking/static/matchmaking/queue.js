@@ -35,6 +35,8 @@ const TICKETS = "/api/v1/matchmaking/tickets";
 // `blocked_by` is refreshed by every matcher pass but is not an event: read it this often.
 const POLL_MS = 3000;
 const FINAL = new Set(["matched", "cancelled", "expired"]);
+// Where a ticket keeps the ratings the server used (matchmaking/services.py): not an attribute.
+const RATED_KEY = "$rated";
 // One searching ticket per tab survives a reload (the page's own config also names it).
 const STORAGE_KEY = `relay-lobby:queue-ticket:${me.id}`;
 const PROFILE_KEY = `relay-lobby:queue-profile:${me.id}`;
@@ -207,6 +209,10 @@ function hintFor(profile, rule) {
     case "string_equality":
       return `You meet only players with exactly the same ${words(rule.name)}; capitals count.`;
     case "number_difference":
+      if (rule.rating) {
+        const looser = relaxedAt ? `, ${last.max_difference} after ${seconds(relaxedAt.after)} of waiting` : "";
+        return `Taken from your rating, not typed: you meet players whose μ is within ${rule.max_difference} of yours${looser}.`;
+      }
       return relaxedAt
         ? `You meet players within ${rule.max_difference} of yours, ` +
             `${last.max_difference} after ${seconds(relaxedAt.after)} of waiting.`
@@ -234,6 +240,7 @@ function buildFields(profile) {
 function buildField(profile, rule, index) {
   const id = fieldId(profile, index);
   const help = h("p", { id: `${id}-help`, class: "hint" }, hintFor(profile, rule));
+  if (rule.rating) return buildRatedField(rule, index, id, help);
   const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
   const describedBy = `${id}-help ${id}-error`;
   const common = { id, name: rule.name, "aria-describedby": describedBy, autocomplete: "off" };
@@ -290,6 +297,42 @@ function buildField(profile, rule, index) {
     input,
     help,
     error,
+  );
+}
+
+function leaderboardUrl(name) {
+  return `${config.leaderboardsUrl}${encodeURIComponent(name)}/`;
+}
+
+// A number the server takes from the player's rating: shown, never asked (sending it is refused).
+function buildRatedField(rule, index, id, help) {
+  const rating = config.ratings[rule.rating];
+  let value;
+  if (!rating) {
+    // The queue became rated after this page was made: the page has no figures for it.
+    value = h("p", { class: "hint" }, `From your ${rule.rating} rating. Reload the page to see it.`);
+  } else {
+    value = h(
+      "p",
+      { class: "tags" },
+      h("span", { class: "tag" }, `${rating.games ? "Rating" : "New player: rating"} ${Math.round(rating.ordinal)}`),
+      h("span", { class: "tag tag--quiet" }, `μ ${Math.round(rating.mu)} ± ${Math.round(rating.sigma)}`),
+      h("span", { class: "tag tag--quiet" }, rating.games ? plural(rating.games, "game") : "no games yet"),
+      rating.listed
+        ? h("a", { href: leaderboardUrl(rating.leaderboard) }, `See ${rating.title}`)
+        : h("span", { class: "muted" }, "Its leaderboard appears with its first result."),
+    );
+  }
+  return h(
+    "fieldset",
+    {
+      class: "field rated",
+      "aria-describedby": `${id}-help`,
+      dataset: { attr: String(index), rated: rule.rating },
+    },
+    h("legend", {}, label(rule.name)),
+    value,
+    help,
   );
 }
 
@@ -353,6 +396,7 @@ function collect(profile) {
   const attributes = {};
   const problems = {};
   profile.parsed.attributeRules.forEach((rule, index) => {
+    if (rule.rating) return; // the server's to set
     const field = set.querySelector(`[data-attr="${index}"]`);
     if (rule.type === "latencies") {
       const map = {};
@@ -419,7 +463,10 @@ function showAttributeErrors(profile, errors) {
   let first = null;
   for (const [name, problem] of Object.entries(errors)) {
     const index = profile.parsed.attributeRules.findIndex((rule) => rule.name === name);
-    if (index < 0) {
+    // A number the page asked for that the server now takes from ratings: the rules changed.
+    // (Read from the English like "is missing" above: the API gives problems no codes yet.)
+    const rated = String(problem).startsWith("is set by the server");
+    if (index < 0 || rated || profile.parsed.attributeRules[index].rating) {
       stale.push(name);
       continue;
     }
@@ -461,7 +508,7 @@ function fillForm(ticket) {
   const set = fieldSets.get(profile.name);
   profile.parsed.attributeRules.forEach((rule, index) => {
     const value = ticket.attributes ? ticket.attributes[rule.name] : undefined;
-    if (value === undefined) return;
+    if (value === undefined || rule.rating) return;
     const field = set.querySelector(`[data-attr="${index}"]`);
     if (rule.type === "latencies") {
       const rows = field.querySelector(".latency-rows");
@@ -683,9 +730,13 @@ function renderTicket() {
   ui.lobbyLink.hidden = !(ticket.status === "matched" && ticket.lobby_id);
   if (ticket.lobby_id) ui.lobbyLink.href = roomUrl(ticket.lobby_id);
 
-  const tags = Object.entries(ticket.attributes || {}).map(([name, value]) => {
+  const attributes = ticket.attributes || {};
+  const rated = attributes[RATED_KEY] || {};
+  const entries = Object.entries(attributes).filter(([name]) => name !== RATED_KEY);
+  const tags = entries.map(([name, value]) => {
     let shown;
-    if (Array.isArray(value)) shown = value.join(", ");
+    if (rated[name]) shown = `${Math.round(value)} (from ${rated[name].leaderboard} ratings)`;
+    else if (Array.isArray(value)) shown = value.join(", ");
     else if (value && typeof value === "object") {
       shown = Object.entries(value).map(([region, ms]) => `${region} ${ms} ms`).join(", ");
     } else shown = String(value);

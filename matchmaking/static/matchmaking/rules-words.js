@@ -42,6 +42,8 @@ export function parseRules(rules) {
   const first = {};
   for (const [name, spec] of Object.entries(initial)) {
     const rule = { name, type: spec.type, ...(spec.attributes || {}) };
+    // A leaderboard name: the server takes this number from the player's rating there.
+    if (spec.rating) rule.rating = spec.rating;
     first[name] = rule;
     if (spec.type === "player_count") playerCount = name;
     else order.push(name);
@@ -102,7 +104,9 @@ export function describeRule(rule) {
     case "string_equality":
       return `The same ${name} for everyone`;
     case "number_difference":
-      return `${label(rule.name)} within ${rule.max_difference} of each other`;
+      return rule.rating
+        ? `${label(rule.name)} within ${rule.max_difference} of each other (from ratings)`
+        : `${label(rule.name)} within ${rule.max_difference} of each other`;
     case "intersection":
       return `${label(rule.name)}: at least ${rule.overlap} in common`;
     case "latencies":
