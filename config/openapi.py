@@ -13,7 +13,17 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse
 
 from config.inputs import MAX_JSON_DEPTH
+from matchmaking.rules import Problem
 
+# One attribute's problem (matchmaking.rules.Problem): its code, then that code's parameters.
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {
+        "code": {"type": "string", "enum": [problem.value for problem in Problem]},
+    },
+    "additionalProperties": True,
+}
 ERROR_SCHEMA = {
     "type": "object",
     "description": "Every error answer: switch on `code`, show `message`.",
@@ -29,6 +39,17 @@ ERROR_SCHEMA = {
                     "type": "object",
                     "additionalProperties": True,
                     "description": "400 invalid: the problem of every field that failed",
+                },
+                "problems": {
+                    "type": "object",
+                    "description": "400 invalid ticket attributes: `fields`' keys again, each "
+                    "with its problem as data (`code`, stable, and its parameters) where `fields` "
+                    'has words: `{"attributes": {"mode": {"code": "too_long", '
+                    '"max_length": 200}}}` (docs/matchmaking.md)',
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": _PROBLEM_SCHEMA,
+                    },
                 },
                 "retry_after": {
                     "type": "number",

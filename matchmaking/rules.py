@@ -46,7 +46,8 @@ as the one before, "the strictest rules among a match's tickets" is simply the l
 
 Public API: `parse_rules`, `Rules` (`.steps`, `.step_at`, `.effective`, `.seconds_to_next_step`),
 `effective_rules`, `validate_attributes`, `merge_party_attributes`, `RulesError`,
-`AttributesError`, `EXAMPLE_RULES`.
+`AttributesError` (with `AttributeProblem`s, each a `Problem` code and its parameters),
+`EXAMPLE_RULES`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
+from enum import StrEnum
+from string import Formatter
 from typing import Any
 
 PLAYER_COUNT = "player_count"
@@ -108,15 +111,102 @@ class RulesError(ValueError):
         self.path = path
 
 
+class Problem(StrEnum):
+    """Every way a ticket's attributes can fail: a stable code and the English made from it.
+
+    The code and its parameters are what clients switch on (the API's ``problems``); the template,
+    filled with the same parameters, is the message people read (the API's ``fields``, may be
+    reworded). One table, so a message never says something its code does not.
+    """
+
+    # The attributes as a whole ("" key).
+    NOT_OBJECT = "not_object", "attributes must be an object"
+    NO_MEMBERS = "no_members", "a party needs at least one member"
+    # Any attribute.
+    UNKNOWN = "unknown", "is not used by this profile (known attributes: {known})"
+    MISSING = "missing", "is missing (required by the {rule_type} rule)"
+    # A number the queue takes from ratings (matchmaking/services.py): the client may not send it.
+    SET_BY_SERVER = "set_by_server", "is set by the server from your {leaderboard} rating"
+    # string_equality
+    NOT_STRING = "not_string", "must be a string"
+    TOO_LONG = "too_long", "must be at most {max_length} characters"
+    # number_difference
+    NOT_NUMBER = "not_number", "must be a number"
+    # intersection
+    NOT_STRING_LIST = "not_string_list", "must be a non-empty list of strings"
+    TOO_MANY_ITEMS = "too_many_items", "must have at most {max_items} items"
+    # latencies
+    NOT_LATENCY_MAP = "not_latency_map", "must be a non-empty object of region -> milliseconds"
+    TOO_MANY_REGIONS = "too_many_regions", "must have at most {max_regions} regions"
+    BAD_REGION_NAME = "bad_region_name", "must be keyed by region names"
+    BAD_LATENCY = (
+        "bad_latency",
+        "must map each region to non-negative milliseconds ({region!r} does not)",
+    )
+    # merge_party_attributes
+    PARTY_DISAGREE = "party_disagree", "party members disagree: {values}"
+    PARTY_TOO_FEW_IN_COMMON = (
+        "party_too_few_in_common",
+        "party members have {in_common} values in common, need {need}",
+    )
+    PARTY_NO_COMMON_REGION = "party_no_common_region", "party members measured no region in common"
+
+    template: str
+    params: frozenset[str]
+
+    def __new__(cls, code: str, template: str) -> Problem:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.template = template
+        member.params = frozenset(name for _, name, _, _ in Formatter().parse(template) if name)
+        return member
+
+    def of(self, **params: Any) -> AttributeProblem:
+        """This problem with its parameters: exactly the names its template uses."""
+        if set(params) != self.params:
+            raise TypeError(f"{self.value} takes {sorted(self.params)}, got {sorted(params)}")
+        return AttributeProblem(self, params)
+
+
+# How a list parameter reads in a message (its code carries the list itself).
+_LIST_WORDS = {
+    "known": lambda names: ", ".join(names) or "none",
+    "values": lambda values: " vs ".join(map(repr, values)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeProblem:
+    """One attribute's problem: `code` and `params` for machines, `message` for people."""
+
+    code: Problem
+    params: Mapping[str, Any]
+
+    @property
+    def message(self) -> str:
+        words = {name: _LIST_WORDS.get(name, _same)(value) for name, value in self.params.items()}
+        return self.code.template.format(**words)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API's shape: ``{"code": "too_long", "max_length": 200}``."""
+        return {"code": self.code.value, **self.params}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class AttributesError(ValueError):
     """A ticket's attributes do not fit the profile's rules.
 
-    ``errors`` maps each offending attribute name to its problem (in the order the rules are
-    declared, unknown attributes first), ready to be shown as field errors.
+    ``problems`` maps each offending attribute name to its `AttributeProblem` (in the order the
+    rules are declared, unknown attributes first); ``errors`` maps it to the problem's message,
+    ready to be shown as field errors. The key ``""`` is about the attributes as a whole.
     """
 
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors = dict(errors)
+    def __init__(self, problems: Mapping[str, AttributeProblem]):
+        self.problems = dict(problems)
+        self.errors = {name: problem.message for name, problem in self.problems.items()}
         super().__init__(
             "; ".join(f"attributes.{name}: {msg}" for name, msg in self.errors.items())
         )
@@ -467,36 +557,36 @@ def parse_rules(data: Any) -> Rules:
 # -- ticket attributes ----------------------------------------------------------------------------
 
 
-def _check_attribute(rule: AttributeRule, value: Any) -> tuple[Any, str | None]:
+def _check_attribute(rule: AttributeRule, value: Any) -> tuple[Any, AttributeProblem | None]:
     """Return (normalised value, None) or (None, problem)."""
     if rule.type == STRING_EQUALITY:
         if not isinstance(value, str):
-            return None, "must be a string"
+            return None, Problem.NOT_STRING.of()
         if len(value) > MAX_STRING_LENGTH:
-            return None, f"must be at most {MAX_STRING_LENGTH} characters"
+            return None, Problem.TOO_LONG.of(max_length=MAX_STRING_LENGTH)
         return value, None
     if rule.type == NUMBER_DIFFERENCE:
         if not _is_number(value):
-            return None, "must be a number"
+            return None, Problem.NOT_NUMBER.of()
         return value, None
     if rule.type == INTERSECTION:
         if not isinstance(value, list | tuple) or not value:
-            return None, "must be a non-empty list of strings"
+            return None, Problem.NOT_STRING_LIST.of()
         if len(value) > MAX_LIST_ITEMS:
-            return None, f"must have at most {MAX_LIST_ITEMS} items"
+            return None, Problem.TOO_MANY_ITEMS.of(max_items=MAX_LIST_ITEMS)
         if not all(isinstance(item, str) and len(item) <= MAX_STRING_LENGTH for item in value):
-            return None, "must be a non-empty list of strings"
+            return None, Problem.NOT_STRING_LIST.of()
         return list(dict.fromkeys(value)), None  # duplicates would inflate the overlap
     # latencies
     if not isinstance(value, Mapping) or not value:
-        return None, "must be a non-empty object of region -> milliseconds"
+        return None, Problem.NOT_LATENCY_MAP.of()
     if len(value) > MAX_LIST_ITEMS:
-        return None, f"must have at most {MAX_LIST_ITEMS} regions"
+        return None, Problem.TOO_MANY_REGIONS.of(max_regions=MAX_LIST_ITEMS)
     for region, ms in value.items():
         if not isinstance(region, str) or not region or len(region) > MAX_STRING_LENGTH:
-            return None, "must be keyed by region names"
+            return None, Problem.BAD_REGION_NAME.of()
         if not _is_number(ms) or ms < 0:
-            return None, f"must map each region to non-negative milliseconds ({region!r} does not)"
+            return None, Problem.BAD_LATENCY.of(region=region)
     return dict(value), None
 
 
@@ -508,18 +598,17 @@ def validate_attributes(rules: Rules | Mapping[str, Any], attributes: Any) -> di
     """
     rules = parse_rules(rules)
     if not isinstance(attributes, Mapping):
-        raise AttributesError({"": "attributes must be an object"})
+        raise AttributesError({"": Problem.NOT_OBJECT.of()})
     declared = rules.initial.rules
     names = {rule.name for rule in declared}
-    errors: dict[str, str] = {}
+    errors: dict[str, AttributeProblem] = {}
     for key in attributes:
         if key not in names:
-            known = ", ".join(sorted(names)) or "none"
-            errors[str(key)] = f"is not used by this profile (known attributes: {known})"
+            errors[str(key)] = Problem.UNKNOWN.of(known=sorted(names))
     clean: dict[str, Any] = {}
     for rule in declared:
         if rule.name not in attributes:
-            errors[rule.name] = f"is missing (required by the {rule.type} rule)"
+            errors[rule.name] = Problem.MISSING.of(rule_type=rule.type)
             continue
         value, problem = _check_attribute(rule, attributes[rule.name])
         if problem:
@@ -544,19 +633,19 @@ def merge_party_attributes(
     """
     rules = parse_rules(rules)
     if not members:
-        raise AttributesError({"": "a party needs at least one member"})
+        raise AttributesError({"": Problem.NO_MEMBERS.of()})
     validated = [validate_attributes(rules, member) for member in members]
     if len(validated) == 1:
         return validated[0]
     loosest = rules.steps[-1]
     merged: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, AttributeProblem] = {}
     for rule in rules.initial.rules:
         values = [attrs[rule.name] for attrs in validated]
         if rule.type == STRING_EQUALITY:
             distinct = list(dict.fromkeys(values))
             if len(distinct) > 1:
-                errors[rule.name] = "party members disagree: " + " vs ".join(map(repr, distinct))
+                errors[rule.name] = Problem.PARTY_DISAGREE.of(values=distinct)
             else:
                 merged[rule.name] = distinct[0]
         elif rule.type == NUMBER_DIFFERENCE:
@@ -565,15 +654,15 @@ def merge_party_attributes(
             common = [v for v in values[0] if all(v in other for other in values[1:])]
             need = loosest[rule.name].overlap  # type: ignore[union-attr]
             if len(common) < need:
-                errors[rule.name] = (
-                    f"party members have {len(common)} values in common, need {need}"
+                errors[rule.name] = Problem.PARTY_TOO_FEW_IN_COMMON.of(
+                    in_common=len(common), need=need
                 )
             else:
                 merged[rule.name] = common
         else:
             regions = [r for r in values[0] if all(r in other for other in values[1:])]
             if not regions:
-                errors[rule.name] = "party members measured no region in common"
+                errors[rule.name] = Problem.PARTY_NO_COMMON_REGION.of()
             else:
                 merged[rule.name] = {r: max(other[r] for other in values) for r in regions}
     if errors:

@@ -28,7 +28,13 @@ from lobby.services import lobby_create_for_match
 from matchmaking.matcher import Match, form_matches
 from matchmaking.matcher import Ticket as MatcherTicket
 from matchmaking.models import Party, PartyMember, Profile, Ticket
-from matchmaking.rules import AttributesError, parse_rules, validate_attributes
+from matchmaking.rules import (
+    AttributeProblem,
+    AttributesError,
+    Problem,
+    parse_rules,
+    validate_attributes,
+)
 from matchmaking.selectors import party_get, ticket_get, ticket_snapshot  # noqa: F401 - re-exported
 from ratings import selectors as ratings_selectors
 from ratings.skill import party_skill
@@ -44,12 +50,19 @@ RATED_KEY = "$rated"
 
 class AttributesInvalid(Invalid):
     """A ticket's attributes do not fit the profile: the message names the first, `fields`
-    every one."""
+    every one in words, `problems` every one as a code and its parameters (same keys), so a
+    client never has to parse the words (docs/matchmaking.md, Create)."""
 
-    def __init__(self, errors: dict[str, str]):
-        name, problem = next(iter(errors.items()))
-        message = f"attributes.{name} {problem}" if name else problem
-        super().__init__("invalid", message, fields={"attributes": errors})
+    def __init__(self, problems: dict[str, AttributeProblem]):
+        errors = {name: problem.message for name, problem in problems.items()}
+        name, text = next(iter(errors.items()))
+        message = f"attributes.{name} {text}" if name else text
+        super().__init__(
+            "invalid",
+            message,
+            fields={"attributes": errors},
+            problems={"attributes": {name: p.as_dict() for name, p in problems.items()}},
+        )
 
 
 def _announce(ticket: Ticket) -> None:
@@ -185,7 +198,7 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
         try:
             clean = validate_attributes(rules, attributes)
         except AttributesError as exc:
-            raise AttributesInvalid(dict(exc.errors)) from None
+            raise AttributesInvalid(exc.problems) from None
         if rated:
             clean[RATED_KEY] = rated
         try:
@@ -226,7 +239,7 @@ def _with_ratings(rules, attributes, player_ids) -> tuple[dict, dict]:
     sent = sorted(set(rules.rated) & set(attributes))
     if sent:
         raise AttributesInvalid(
-            {name: f"is set by the server from your {rules.rated[name]} rating" for name in sent}
+            {name: Problem.SET_BY_SERVER.of(leaderboard=rules.rated[name]) for name in sent}
         )
     attributes, rated = dict(attributes), {}
     for name, board in rules.rated.items():
