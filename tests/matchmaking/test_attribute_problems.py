@@ -1,6 +1,10 @@
 """Attribute problems as data: every `Problem` code comes from the case it names, with its
 parameters, beside the unchanged English; the API answers both (`fields` and `problems`) for a
-solo and a party ticket; the schema documents `problems` and lists every code."""
+solo and a party ticket; the schema documents `problems` and lists every code; the queue page words
+every code an input can get (the browser side: tests/e2e/test_queue_problems_browser.py)."""
+
+import re
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -20,6 +24,9 @@ from matchmaking.rules import (
 )
 
 TICKETS = "/api/v1/matchmaking/tickets"
+QUEUE_JS = (
+    Path(__file__).resolve().parents[2] / "matchmaking" / "static" / "matchmaking" / "queue.js"
+)
 KNOWN = ["beacons", "maps", "mode", "skill"]
 
 
@@ -303,3 +310,30 @@ def test_the_schema_documents_problems_and_lists_every_code(client, db):
     assert problem["required"] == ["code"]
     assert set(problem["properties"]["code"]["enum"]) == {p.value for p in Problem}
     assert "`fields`" in problems["description"]
+
+
+# --- The queue page ------------------------------------------------------------------------------
+
+# Codes the page never words: the rules changed under it (it loads them again), or not its case.
+NOT_WORDED = {
+    Problem.UNKNOWN,
+    Problem.SET_BY_SERVER,
+    Problem.NOT_OBJECT,
+    Problem.NO_MEMBERS,
+    Problem.PARTY_DISAGREE,
+    Problem.PARTY_TOO_FEW_IN_COMMON,
+    Problem.PARTY_NO_COMMON_REGION,
+}
+PAGE_CODES = {"duplicate_region"}  # the page's own check, before any request
+
+
+def test_the_queue_page_words_every_code_an_input_can_get_and_reads_no_english():
+    # No JS test runner here (the browser tests drive the page): pin the table against the enum.
+    script = QUEUE_JS.read_text()
+    table = re.search(r"^const PROBLEM_WORDS = \{$(.*?)^\};$", script, re.M | re.S).group(1)
+    worded = set(re.findall(r"^  (\w+):", table, re.M))
+
+    assert worded == {p.value for p in set(Problem) - NOT_WORDED} | PAGE_CODES
+    assert 'problem.code === "set_by_server"' in script
+    problems_part = script[script.index("const PROBLEM_WORDS") : script.index("function fillForm")]
+    assert ".exec(" not in problems_part and "startsWith(" not in problems_part

@@ -32,12 +32,13 @@ function csrfToken() {
 }
 
 export class ApiError extends Error {
-  constructor({ status, code, message, fields = null, retryAfter = null }) {
+  constructor({ status, code, message, fields = null, problems = null, retryAfter = null }) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.fields = fields;
+    this.problems = problems; // `fields` as data (codes), where the API gives it
     this.retryAfter = retryAfter;
   }
 }
@@ -69,6 +70,7 @@ export async function api(method, path, body, { signal } = {}) {
     code,
     message: plainError(code, error.message, { status: response.status, retryAfter }),
     fields: error.fields || null,
+    problems: error.problems || null,
     retryAfter,
   });
 }

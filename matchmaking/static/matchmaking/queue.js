@@ -405,7 +405,7 @@ function collect(profile) {
         const msInput = row.querySelector("[data-part=ms]");
         if (!region && msInput.value === "" && !msInput.validity.badInput) continue;
         if (Object.hasOwn(map, region) && region) {
-          problems[rule.name] = `lists ${region} twice`;
+          problems[rule.name] = { code: "duplicate_region", region };
           continue;
         }
         map[region] = msInput.value === "" ? null : Number(msInput.value);
@@ -416,7 +416,7 @@ function collect(profile) {
     const input = field.querySelector("input");
     const raw = input.value.trim();
     if (rule.type === "number_difference") {
-      if (input.validity.badInput) problems[rule.name] = "must be a number";
+      if (input.validity.badInput) problems[rule.name] = { code: "not_number" };
       else if (raw !== "") attributes[rule.name] = Number(raw);
     } else if (rule.type === "intersection") {
       const values = raw.split(",").map((value) => value.trim()).filter(Boolean);
@@ -428,31 +428,41 @@ function collect(profile) {
   return { attributes, problems };
 }
 
-// The API's attribute problems (matchmaking/rules.py), as sentences a player can act on.
-function plainProblem(rule, problem) {
-  const text = String(problem);
-  let match;
-  if (text.startsWith("is missing")) {
-    return {
+// Attribute problems as data: `{code, ...its parameters}`, the API's `problems` (codes defined in
+// matchmaking/rules.py `Problem`) or this page's own checks (`collect`), with `message`, the API's
+// words, for a code this page does not know yet. Each code as a sentence a player can act on.
+const PROBLEM_WORDS = {
+  missing: (rule) =>
+    ({
       string_equality: "Fill this in.",
       number_difference: "Enter a number, like 1500.",
       intersection: "Enter at least one value; separate values with commas.",
       latencies: "Add at least one region with your ping to it.",
-    }[rule.type] || "Fill this in.";
-  }
-  if (text === "must be a number") return "Enter a number, like 1500.";
-  if (text === "must be a string") return "Enter some text.";
-  if ((match = /^must be at most (\d+) characters$/.exec(text))) return `Use at most ${match[1]} characters.`;
-  if (text === "must be a non-empty list of strings") return "Enter at least one value; separate values with commas.";
-  if ((match = /^must have at most (\d+) items$/.exec(text))) return `Use at most ${match[1]} values.`;
-  if ((match = /^must have at most (\d+) regions$/.exec(text))) return `List at most ${match[1]} regions.`;
-  if (text.startsWith("must be a non-empty object")) return "Add at least one region with your ping to it.";
-  if (text === "must be keyed by region names") return "Give every row a region name.";
-  if ((match = /^must map each region to non-negative milliseconds \((['"])(.*)\1 does not\)$/.exec(text))) {
-    return `Give ${match[2]} a ping of 0 ms or more.`;
-  }
-  if ((match = /^lists (.*) twice$/.exec(text))) return `List each region once: ${match[1]} is there twice.`;
-  return sentence(text);
+    })[rule.type] || "Fill this in.",
+  not_number: () => "Enter a number, like 1500.",
+  not_string: () => "Enter some text.",
+  too_long: (rule, problem) => `Use at most ${problem.max_length} characters.`,
+  not_string_list: () => "Enter at least one value; separate values with commas.",
+  too_many_items: (rule, problem) => `Use at most ${problem.max_items} values.`,
+  too_many_regions: (rule, problem) => `List at most ${problem.max_regions} regions.`,
+  not_latency_map: () => "Add at least one region with your ping to it.",
+  bad_region_name: () => "Give every row a region name.",
+  bad_latency: (rule, problem) => `Give ${problem.region} a ping of 0 ms or more.`,
+  // This page's own: the API takes an object, which cannot repeat a region.
+  duplicate_region: (rule, problem) => `List each region once: ${problem.region} is there twice.`,
+};
+
+function plainProblem(rule, problem) {
+  const words = Object.hasOwn(PROBLEM_WORDS, problem.code) ? PROBLEM_WORDS[problem.code] : null;
+  return words ? words(rule, problem) : sentence(problem.message);
+}
+
+// The API's refusal as problems by attribute name: its codes, with its words beside them.
+function attributeProblems(error) {
+  const codes = (error.problems && error.problems.attributes) || {};
+  return Object.fromEntries(
+    Object.entries(error.fields.attributes).map(([name, message]) => [name, { ...codes[name], message }]),
+  );
 }
 
 // Field errors next to their inputs; anything that names no input of this form is the form's.
@@ -464,8 +474,7 @@ function showAttributeErrors(profile, errors) {
   for (const [name, problem] of Object.entries(errors)) {
     const index = profile.parsed.attributeRules.findIndex((rule) => rule.name === name);
     // A number the page asked for that the server now takes from ratings: the rules changed.
-    // (Read from the English like "is missing" above: the API gives problems no codes yet.)
-    const rated = String(problem).startsWith("is set by the server");
+    const rated = problem.code === "set_by_server";
     if (index < 0 || rated || profile.parsed.attributeRules[index].rating) {
       stale.push(name);
       continue;
@@ -477,13 +486,14 @@ function showAttributeErrors(profile, errors) {
     slot.hidden = false;
     let input = field.querySelector("input");
     if (rule.type === "latencies") {
-      // The row the problem is about, when it names one.
-      const region = /\((['"])(.*)\1 does not\)$/.exec(String(problem));
+      // The row the problem is about: the region whose ping is wrong, else one with no name.
+      const region = problem.code === "bad_latency" ? String(problem.region) : null;
       const rows = [...field.querySelectorAll(".latency-row")];
-      const row = region
-        ? rows.find((item) => item.querySelector("[data-part=region]").value.trim() === region[2])
-        : rows.find((item) => !item.querySelector("[data-part=region]").value.trim());
-      if (row) input = row.querySelector(region ? "[data-part=ms]" : "[data-part=region]");
+      const row =
+        region !== null
+          ? rows.find((item) => item.querySelector("[data-part=region]").value.trim() === region)
+          : rows.find((item) => !item.querySelector("[data-part=region]").value.trim());
+      if (row) input = row.querySelector(region !== null ? "[data-part=ms]" : "[data-part=region]");
       field.setAttribute("aria-invalid", "true");
     }
     if (input) input.setAttribute("aria-invalid", "true");
@@ -539,7 +549,7 @@ ui.form.addEventListener("submit", async (event) => {
     showTicket(ticket, { focus: true });
   } catch (error) {
     if (error.code === "invalid" && error.fields && error.fields.attributes) {
-      showAttributeErrors(profile, error.fields.attributes);
+      showAttributeErrors(profile, attributeProblems(error));
     } else if (error.code === "already_queued") {
       await resumeElsewhere(error);
     } else if (error.code === "profile_not_found") {
