@@ -7,7 +7,7 @@ from `after` on connect, and `GET /api/v1/players/me/events` reads the same rows
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
 
@@ -24,37 +24,67 @@ def events_emit(*, player_ids: Iterable[int], type: str, data: dict) -> list[Pla
 
 def events_emit_each(data_by_player: dict[int, dict], *, type: str) -> list[PlayerEvent]:
     """Append an event with its own data to each player's stream (e.g. their own assignment)."""
-    with transaction.atomic():
-        seqs = _next_seqs(sorted(data_by_player))
-        events = [
-            PlayerEvent(player_id=player_id, seq=seq, type=type, data=data_by_player[player_id])
-            for player_id, seq in sorted(seqs.items())
-        ]
+    return events_emit_many([(type, data_by_player)])
+
+
+def events_emit_many(batches: Sequence[tuple[str, dict[int, dict]]]) -> list[PlayerEvent]:
+    """Append several events, in order: each batch is (type, data per player). One statement
+    takes every sequence number and one inserts every row, whatever the count (a start tells
+    each member of the lobby and of its assignment at once)."""
+    counts: dict[int, int] = {}
+    for _, data_by_player in batches:
+        for player_id in data_by_player:
+            counts[player_id] = counts.get(player_id, 0) + 1
+    # No savepoint: a failure here fails the caller's whole change, which is what it must do.
+    with transaction.atomic(savepoint=False):
+        last = _take_seqs(counts)
+        # Each player's numbers run up to `last`: hand them out in batch order.
+        seq = {player_id: last[player_id] - counts[player_id] for player_id in counts}
+        events = []
+        for type, data_by_player in batches:
+            for player_id in sorted(data_by_player):
+                seq[player_id] += 1
+                events.append(
+                    PlayerEvent(
+                        player_id=player_id,
+                        seq=seq[player_id],
+                        type=type,
+                        data=data_by_player[player_id],
+                    )
+                )
         PlayerEvent.objects.bulk_create(events)
         transaction.on_commit(lambda: _push(events))
     return events
 
 
-def _next_seqs(player_ids: list[int]) -> dict[int, int]:
-    """Take each player's next sequence number, in one statement whatever the player count.
+def _take_seqs(counts: dict[int, int]) -> dict[int, int]:
+    """Advance each player's sequence number by ``counts[player]``, in one statement whatever
+    the player count; returns each player's new (last taken) number.
 
     The player rows are locked in pk order (PostgreSQL: the sub-select's FOR UPDATE; SQLite
     writes one transaction at a time anyway), so two emits to overlapping players queue instead
     of deadlocking.
     """
-    if not player_ids:
+    if not counts:
         return {}
+    player_ids = sorted(counts)
     table = connection.ops.quote_name(Player._meta.db_table)
     marks = ", ".join(["%s"] * len(player_ids))
+    steps = set(counts.values())
+    if len(steps) == 1:
+        step, step_params = "%s", [steps.pop()]
+    else:
+        step = "CASE id " + "WHEN %s THEN %s " * len(player_ids) + "END"
+        step_params = [x for pid in player_ids for x in (pid, counts[pid])]
     # Only the quoted table name and placeholders are formatted in; the ids are parameters.
     locked = f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
     if connection.features.has_select_for_update:
         locked += " FOR UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET event_seq = event_seq + 1 WHERE id IN ({locked})"  # noqa: S608
+            f"UPDATE {table} SET event_seq = event_seq + {step} WHERE id IN ({locked})"  # noqa: S608
             " RETURNING id, event_seq",
-            player_ids,
+            [*step_params, *player_ids],
         )
         return dict(cursor.fetchall())
 

@@ -22,7 +22,7 @@ from rest_framework.authtoken.models import Token
 
 from config.integrity import violated_constraint
 from lobby.errors import Conflict, Forbidden, NotFound
-from lobby.events import events_emit, events_emit_each
+from lobby.events import events_emit, events_emit_each, events_emit_many
 from lobby.gates import players_admit
 from lobby.models import (
     Lobby,
@@ -107,25 +107,35 @@ def _locked_lobby(lobby_id) -> Lobby:
     raise Conflict("busy", "The lobby is changing; try again.")  # pragma: no cover
 
 
-def _membership(lobby: Lobby, player: Player) -> Membership:
+def _membership(lobby: Lobby, player: Player, members=None) -> Membership:
+    """The player's active membership, or the refusal; `members`: the active memberships when
+    the caller has them at hand (no query then)."""
     if lobby.state == State.CLOSED:
         raise Conflict("lobby_closed", "This lobby has closed.")
-    membership = lobby.memberships.filter(player=player, state=ACTIVE).first()
+    if members is None:
+        membership = lobby.memberships.filter(player=player, state=ACTIVE).first()
+    else:
+        membership = next((m for m in members if m.player_id == player.pk), None)
     if membership is None:
         raise Forbidden("not_a_member", "You are not a member of this lobby.")
     return membership
 
 
-def _require_host(lobby: Lobby, player: Player) -> None:
-    _membership(lobby, player)
+def _require_host(lobby: Lobby, player: Player, members=None) -> None:
+    _membership(lobby, player, members)
     if lobby.host_id != player.pk:
         raise Forbidden("not_host", "Only the lobby's host can do that.")
 
 
-def _changed(lobby: Lobby, *fields: str, extra_recipients=(), members=None) -> None:
+def _changed(
+    lobby: Lobby, *fields: str, extra_recipients=(), members=None, assignments: bool = False
+) -> None:
     """Save the lobby with a new version and tell every member (and `extra_recipients`).
 
     `members`: the active memberships when the caller has them at hand (and they are current).
+    `assignments`: the members' relay assignments changed too (a start, a ready or failed
+    relay); each member's `relay.assignment` is written with the `lobby.updated`, in the same
+    two statements.
     """
     lobby.version += 1
     lobby.last_activity_at = timezone.now()
@@ -133,12 +143,18 @@ def _changed(lobby: Lobby, *fields: str, extra_recipients=(), members=None) -> N
     members = lobby_members(lobby) if members is None else members
     snapshot = lobby_snapshot(lobby, members)
     recipients = {member.player_id for member in members} | set(extra_recipients)
-    events_emit(player_ids=recipients, type="lobby.updated", data=snapshot)
+    batches = [("lobby.updated", dict.fromkeys(recipients, snapshot))]
+    if assignments:
+        batches.append(("relay.assignment", _assignments(lobby, [m.player_id for m in members])))
+    events_emit_many(batches)
+
+
+def _assignments(lobby: Lobby, player_ids) -> dict[int, dict]:
+    return assignments_for(lobby=lobby, player_ids=list(player_ids), session=lobby.relay_session)
 
 
 def _announce_assignments(lobby: Lobby, player_ids) -> None:
-    data = assignments_for(lobby=lobby, player_ids=list(player_ids), session=lobby.relay_session)
-    events_emit_each(data, type="relay.assignment")
+    events_emit_each(_assignments(lobby, player_ids), type="relay.assignment")
 
 
 # --- Lobbies ---------------------------------------------------------------------------------
@@ -351,10 +367,10 @@ def lobby_start(*, lobby_id, player: Player) -> Lobby:
     """Start the match: every member ready, at least two; the relay is allocated by a worker."""
     with transaction.atomic():
         lobby = _locked_lobby(lobby_id)
-        _require_host(lobby, player)
+        members = lobby_members(lobby)
+        _require_host(lobby, player, members)
         if lobby.state not in Lobby.GATHERING:
             raise Conflict("wrong_state", f"The lobby cannot start while {lobby.state}.")
-        members = lobby_members(lobby)
         if len(members) < 2:
             raise Conflict("not_enough_players", "At least two players are needed to start.")
         waiting = [m.player.display_name for m in members if not m.ready]
@@ -373,8 +389,7 @@ def _allocate(lobby: Lobby, members: list[Membership]) -> None:
     )
     lobby.state = State.ALLOCATING
     lobby.failure_reason = ""
-    _changed(lobby, "relay_session", "state", "failure_reason", members=members)
-    _announce_assignments(lobby, [m.player_id for m in members])
+    _changed(lobby, "relay_session", "state", "failure_reason", members=members, assignments=True)
 
 
 def lobby_create_for_match(
@@ -503,8 +518,7 @@ def on_relay_session_ready(sender, session, **kwargs) -> None:
     lobby.relay_session = session
     lobby.state = State.READY
     members = lobby_members(lobby)
-    _changed(lobby, "state", members=members)
-    _announce_assignments(lobby, [m.player_id for m in members])
+    _changed(lobby, "state", members=members, assignments=True)
 
 
 def on_relay_session_failed(sender, session, reason, **kwargs) -> None:
@@ -526,8 +540,7 @@ def _fail(lobby: Lobby, session: RelaySession, reason: str) -> None:
     lobby.relay_session = session
     lobby.state = State.FAILED
     lobby.failure_reason = reason[:300]
-    _changed(lobby, "state", "failure_reason")
-    _announce_assignments(lobby, [m.player_id for m in lobby_members(lobby)])
+    _changed(lobby, "state", "failure_reason", assignments=True)
 
 
 def _seat_member(seat: Seat) -> tuple[Lobby, int] | None:

@@ -121,15 +121,17 @@ def relay_session_open(*, owner: str, seats: Sequence[SeatRequest]) -> RelaySess
     holders = [seat.holder for seat in seats]
     if len(set(holders)) != len(holders):
         raise ValueError("each holder may have one seat")
-    with transaction.atomic():
+    addresses = [_validated_ip(seat.ip) for seat in seats]
+    # No savepoint: nothing here fails in a way a caller could carry on from.
+    with transaction.atomic(savepoint=False):
         session = RelaySession.objects.create(
             owner=owner,
             ready_deadline=timezone.now() + timedelta(seconds=settings.RELAY_READY_TIMEOUT),
             lease_until=_lease(),
         )
         Seat.objects.bulk_create(
-            Seat(session=session, ordinal=ordinal, holder=seat.holder, ip=_validated_ip(seat.ip))
-            for ordinal, seat in enumerate(seats)
+            Seat(session=session, ordinal=ordinal, holder=seat.holder, ip=ip)
+            for ordinal, (seat, ip) in enumerate(zip(seats, addresses, strict=True))
         )
         _after_commit(tasks.session_create, str(session.pk))
     return session
