@@ -10,6 +10,7 @@ from config.openapi import errors
 from lobby.ip import client_ip
 from lobby.throttles import IpThrottle, JoinCodeThrottle, PlayerThrottle
 from matchmaking import selectors, services
+from matchmaking.rules import MAX_LIST_ITEMS, MAX_NAME_LENGTH, MAX_STRING_LENGTH
 from matchmaking.shapes import PartyOut, TicketOut
 
 
@@ -39,6 +40,9 @@ class TicketCreateApi(APIView):
             201: TicketOut,
             200: TicketOut,
             **errors(
+                e400="`invalid` attributes: `fields` and `problems` (a party's: also"
+                " `party_disagree`, `party_too_few_in_common`, `party_no_common_region`; and"
+                " `player_id` when a member's own attributes are at fault)",
                 e404="`profile_not_found`",
                 e403="`not_party_leader`",
                 e409="`already_queued` (with `ticket_id` and `profile`), `party_too_large`,"
@@ -131,3 +135,72 @@ class PartyLeaveApi(APIView):
     def post(self, request, party_id):
         services.party_leave(party_id=party_id, player=request.player)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _attribute_value_problem(value) -> str | None:
+    """Why a value fits no rule type's attribute at all (a string, a number, a list of strings,
+    an object of region -> number, within the rules' limits), or None. Which rule reads it, and
+    its own checks, are a queue's business when the leader queues there."""
+    if isinstance(value, str):
+        return (
+            None if len(value) <= MAX_STRING_LENGTH else f"at most {MAX_STRING_LENGTH} characters"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return None  # finite and in range: the input policy saw to that
+    if isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"at most {MAX_LIST_ITEMS} items"
+        if not all(isinstance(v, str) and len(v) <= MAX_STRING_LENGTH for v in value):
+            return f"a list must hold strings of at most {MAX_STRING_LENGTH} characters"
+        return None
+    if isinstance(value, dict):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"at most {MAX_LIST_ITEMS} regions"
+        if not all(
+            len(k) <= MAX_STRING_LENGTH and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in value.items()
+        ):
+            return f"an object must map names of at most {MAX_STRING_LENGTH} characters to numbers"
+        return None
+    return "must be a string, a number, a list of strings or an object of numbers"
+
+
+class PartyAttributesApi(APIView):
+    class PartyAttributesIn(serializers.Serializer):
+        attributes = serializers.DictField(
+            allow_null=True,
+            error_messages=OBJECT_ONLY,
+            help_text="the caller's own ticket attributes, by rule name; null clears them",
+        )
+
+        def validate_attributes(self, value):
+            if value is None:
+                return None
+            if len(value) > MAX_LIST_ITEMS:
+                raise serializers.ValidationError(f"At most {MAX_LIST_ITEMS} attributes.")
+            for name, item in value.items():
+                if not name or len(name) > MAX_NAME_LENGTH:
+                    raise serializers.ValidationError(
+                        f"Names are 1 to {MAX_NAME_LENGTH} characters."
+                    )
+                problem = _attribute_value_problem(item)
+                if problem:
+                    raise serializers.ValidationError(f"{name}: {problem}.")
+            return value
+
+    @extend_schema(
+        request=PartyAttributesIn,
+        responses={
+            200: PartyOut,
+            **errors(e404="`party_not_found`", e409="`party_searching`"),
+        },
+    )
+    def put(self, request, party_id):
+        data = self.PartyAttributesIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        party = services.party_attributes_set(
+            party_id=party_id,
+            player=request.player,
+            attributes=data.validated_data["attributes"],
+        )
+        return Response(selectors.party_snapshot(party))

@@ -62,6 +62,10 @@ class PartyMember(models.Model):
     player = models.ForeignKey(Player, on_delete=models.CASCADE, related_name="party_memberships")
     ip = models.GenericIPAddressField()
     active = models.BooleanField(default=True)
+    # The member's own ticket attributes (PUT .../parties/{id}/attributes), merged into the
+    # party's ticket when the leader queues; null: it gave none and adopts the leader's. Kept as
+    # given, for any queue: only the names a queue's rules read are used, and checked, there.
+    attributes = models.JSONField(null=True, blank=True)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

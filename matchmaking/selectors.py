@@ -6,7 +6,7 @@ from django.utils import timezone
 from lobby.errors import NotFound
 from lobby.models import Player
 from matchmaking.models import Party, Profile, Ticket
-from matchmaking.shapes import TicketOut
+from matchmaking.shapes import PartyOut, TicketOut
 
 
 def profile_list():
@@ -62,3 +62,8 @@ def party_get(*, party_id, player: Player) -> Party:
     if party is None or not party.members.filter(player=player, active=True).exists():
         raise NotFound("party_not_found", "There is no such party.")
     return party
+
+
+def party_snapshot(party: Party) -> dict:
+    """What a party's members see (create, join, GET party and the `party.updated` event)."""
+    return dict(PartyOut(party).data)

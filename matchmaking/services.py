@@ -32,10 +32,17 @@ from matchmaking.rules import (
     AttributeProblem,
     AttributesError,
     Problem,
+    Rules,
+    merge_party_attributes,
     parse_rules,
     validate_attributes,
 )
-from matchmaking.selectors import party_get, ticket_get, ticket_snapshot  # noqa: F401 - re-exported
+from matchmaking.selectors import (  # noqa: F401 - party_get re-exported
+    party_get,
+    party_snapshot,
+    ticket_get,
+    ticket_snapshot,
+)
 from ratings import selectors as ratings_selectors
 from ratings.skill import party_skill
 
@@ -51,17 +58,23 @@ RATED_KEY = "$rated"
 class AttributesInvalid(Invalid):
     """A ticket's attributes do not fit the profile: the message names the first, `fields`
     every one in words, `problems` every one as a code and its parameters (same keys), so a
-    client never has to parse the words (docs/matchmaking.md, Create)."""
+    client never has to parse the words (docs/matchmaking.md, Create). When the attributes are
+    a party member's own (set with PUT .../attributes), `player_id` names that member."""
 
-    def __init__(self, problems: dict[str, AttributeProblem]):
+    def __init__(self, problems: dict[str, AttributeProblem], *, member: Player | None = None):
         errors = {name: problem.message for name, problem in problems.items()}
         name, text = next(iter(errors.items()))
         message = f"attributes.{name} {text}" if name else text
+        extra = {}
+        if member is not None:
+            message = f"{member.display_name}'s own {message}"
+            extra["player_id"] = member.pk
         super().__init__(
             "invalid",
             message,
             fields={"attributes": errors},
             problems={"attributes": {name: p.as_dict() for name, p in problems.items()}},
+            **extra,
         )
 
 
@@ -147,6 +160,30 @@ def party_leave(*, party_id, player: Player) -> None:
             member.save(update_fields=["active"])
 
 
+def party_attributes_set(*, party_id, player: Player, attributes: dict | None) -> Party:
+    """Set (or, with None, clear) the caller's own ticket attributes in its party; every member
+    gets `party.updated`. Stored as given: they are checked against a queue's rules only when
+    the leader queues there. Refused while the party searches (`409 party_searching`): its
+    ticket was made from the attributes of that moment, and a change that would only apply to
+    the next ticket would look applied when it is not."""
+    with transaction.atomic():
+        party = Party.objects.select_for_update().filter(pk=party_id, disbanded_at=None).first()
+        member = party and party.members.filter(player=player, active=True).first()
+        if member is None:
+            raise NotFound("party_not_found", "There is no such party.")
+        if _party_searching(party):
+            raise Conflict(
+                "party_searching",
+                "Your party is in a queue; set your attributes when it is not "
+                "(the leader can leave the queue).",
+            )
+        member.attributes = attributes
+        member.save(update_fields=["attributes"])
+        snapshot = party_snapshot(party)
+        events_emit(player_ids=snapshot["members"], type="party.updated", data=snapshot)
+    return party
+
+
 # --- Tickets ---------------------------------------------------------------------------------
 
 
@@ -172,15 +209,24 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
         if party is not None and party.leader_id != player.pk:
             raise Forbidden("not_party_leader", "Only the party's leader can queue the party.")
         if party is not None:
-            members = [
-                {"player_id": m.player_id, "ip": m.ip if m.player_id != player.pk else ip}
-                for m in party.members.filter(active=True).order_by(
+            # Locked like party_join and party_attributes_set lock it: no member joins or
+            # changes its attributes between this read and the ticket that is made of them.
+            party = Party.objects.select_for_update().get(pk=party.pk)
+            rows = list(
+                party.members.filter(active=True)
+                .select_related("player")
+                .order_by(
                     # The leader first: the matcher's host candidate of this group.
                     "joined_at"
                 )
+            )
+            rows.sort(key=lambda m: m.player_id != player.pk)
+            members = [
+                {"player_id": m.player_id, "ip": m.ip if m.player_id != player.pk else ip}
+                for m in rows
             ]
-            members.sort(key=lambda m: m["player_id"] != player.pk)
         else:
+            rows = []
             members = [{"player_id": player.pk, "ip": ip}]
         rules = parse_rules(profile.rules)
         if len(members) > rules.initial.player_count.max_team_size:
@@ -194,13 +240,7 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
             and Ticket.objects.filter(status=Status.SEARCHING, player_id__in=player_ids).exists()
         ):
             raise Conflict("already_queued", "A member of your party is already queued.")
-        attributes, rated = _with_ratings(rules, attributes, player_ids)
-        try:
-            clean = validate_attributes(rules, attributes)
-        except AttributesError as exc:
-            raise AttributesInvalid(exc.problems) from None
-        if rated:
-            clean[RATED_KEY] = rated
+        clean = _ticket_attributes(rules, attributes, leader=player, rows=rows)
         try:
             with transaction.atomic():  # a savepoint: the transaction survives the race below
                 ticket = Ticket.objects.create(
@@ -230,24 +270,85 @@ def ticket_create(*, player: Player, profile_name: str, attributes, ip: str) -> 
     return ticket, True
 
 
-def _with_ratings(rules, attributes, player_ids) -> tuple[dict, dict]:
-    """Fill the numbers the queue takes from ratings (docs/ratings.md): a client may not send
-    them. A party's number is its members' mean mu; its sigma the members' root-mean-square.
-    Returns the attributes to validate and {name: {leaderboard, mu, sigma}} for the ticket."""
-    if not rules.rated or not isinstance(attributes, dict):
-        return attributes, {}
+def _ticket_attributes(rules: Rules, submitted, *, leader: Player, rows) -> dict:
+    """The attributes a ticket stores and the matcher reads (docs/matchmaking.md, Queue the
+    party). `submitted` is the caller's; `rows` the party's active members, leader first (none
+    for a solo ticket). Raises AttributesInvalid."""
+    if not isinstance(submitted, dict):
+        return _validated(rules, submitted)  # refused: not an object
+    _refuse_server_owned(rules, submitted)
+    skills = {
+        name: ratings_selectors.skills_of(
+            leaderboard_name=board, player_ids=[m.player_id for m in rows] or [leader.pk]
+        )
+        for name, board in rules.rated.items()
+    }
+    # A party's rated number: its members' mean mu, its sigma their root-mean-square.
+    party = {name: party_skill(list(by_player.values())) for name, by_player in skills.items()}
+    own = _members_own(rules, rows, leader)
+    if own:
+        clean = _merged(rules, submitted, rows, own, skills)
+    else:
+        # A solo ticket, or a party where nobody set values this queue reads: the submission
+        # stands for everyone, as it always has.
+        clean = _validated(rules, {**submitted, **{name: v.mu for name, v in party.items()}})
+    if party:
+        clean[RATED_KEY] = {
+            name: {"leaderboard": rules.rated[name], "mu": value.mu, "sigma": value.sigma}
+            for name, value in party.items()
+        }
+    return clean
+
+
+def _members_own(rules: Rules, rows, leader: Player) -> dict[int, dict]:
+    """What each member other than the leader set itself, only the names this queue reads (the
+    rest may be meant for another queue). The leader's own values are its submission."""
+    used = {rule.name for rule in rules.initial.rules}
+    own = {}
+    for m in rows:
+        if m.player_id != leader.pk and isinstance(m.attributes, dict):
+            values = {k: v for k, v in m.attributes.items() if k in used}
+            if values:
+                own[m.player_id] = values
+    return own
+
+
+def _merged(rules: Rules, submitted: dict, rows, own: dict[int, dict], skills) -> dict:
+    """Each member's values (the leader's submission overlaid with its own, its rated numbers
+    from its own rating) merged by rules.merge_party_attributes, the one definition of a
+    party's value. Its rated number is then the plain mean of the members' mu, in member
+    order, exactly as party_skill computes it for `$rated`: ratings (below matchmaking) cannot
+    use the merge, and the rating model needs sigma beside mu, so both exist and agree."""
+    per_member = []
+    for m in rows:
+        member = m.player if m.player_id in own else None
+        _refuse_server_owned(rules, own.get(m.player_id, {}), member=member)
+        values = {**submitted, **own.get(m.player_id, {})}
+        values.update({name: by_player[m.player_id].mu for name, by_player in skills.items()})
+        # Checked one by one first, so a problem names the member whose values have it.
+        per_member.append(_validated(rules, values, member=member))
+    try:
+        return merge_party_attributes(rules, per_member)
+    except AttributesError as exc:
+        raise AttributesInvalid(exc.problems) from None
+
+
+def _refuse_server_owned(rules: Rules, attributes: dict, *, member: Player | None = None):
+    """A number the queue takes from ratings (docs/ratings.md) may not be sent by a client,
+    nor set by a member for itself: 400 set_by_server."""
     sent = sorted(set(rules.rated) & set(attributes))
     if sent:
         raise AttributesInvalid(
-            {name: Problem.SET_BY_SERVER.of(leaderboard=rules.rated[name]) for name in sent}
+            {name: Problem.SET_BY_SERVER.of(leaderboard=rules.rated[name]) for name in sent},
+            member=member,
         )
-    attributes, rated = dict(attributes), {}
-    for name, board in rules.rated.items():
-        skills = ratings_selectors.skills_of(leaderboard_name=board, player_ids=player_ids)
-        value = party_skill(list(skills.values()))
-        attributes[name] = value.mu
-        rated[name] = {"leaderboard": board, "mu": value.mu, "sigma": value.sigma}
-    return attributes, rated
+
+
+def _validated(rules: Rules, attributes, *, member: Player | None = None) -> dict:
+    try:
+        return validate_attributes(rules, attributes)
+    except AttributesError as exc:
+        raise AttributesInvalid(exc.problems, member=member) from None
 
 
 def _already_queued(existing: Ticket) -> Conflict:

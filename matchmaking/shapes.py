@@ -61,12 +61,40 @@ class TicketOut(serializers.Serializer):
         )
 
 
+class MemberAttributesOut(serializers.Serializer):
+    player_id = serializers.IntegerField()
+    attributes = serializers.JSONField(
+        allow_null=True, help_text="as the member set them; null: it gave none"
+    )
+
+
 class PartyOut(serializers.Serializer):
+    """A party as its members see it (REST answers and the `party.updated` event). Members'
+    attributes are shown to the whole party, values included: they are what the party's ticket
+    will be made of, and a leader's client shows who gave what and where they disagree."""
+
     id = serializers.UUIDField()
     code = serializers.CharField()
     leader_id = serializers.IntegerField()
     max_size = serializers.IntegerField()
     members = serializers.SerializerMethodField()
+    member_attributes = serializers.SerializerMethodField()
 
     def get_members(self, party: Party) -> list[int]:
-        return list(party.members.filter(active=True).values_list("player_id", flat=True))
+        return [player_id for player_id, _ in self._active(party)]
+
+    @extend_schema_field(MemberAttributesOut(many=True))
+    def get_member_attributes(self, party: Party) -> list[dict]:
+        return [
+            {"player_id": player_id, "attributes": attributes}
+            for player_id, attributes in self._active(party)
+        ]
+
+    def _active(self, party: Party) -> list[tuple[int, dict | None]]:
+        # One query for both fields, in join order (PartyMember's ordering).
+        cache = self.__dict__.setdefault("_members", {})
+        if party.pk not in cache:
+            cache[party.pk] = list(
+                party.members.filter(active=True).values_list("player_id", "attributes")
+            )
+        return cache[party.pk]

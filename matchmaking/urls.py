@@ -12,4 +12,9 @@ urlpatterns = [
     path("parties/join", apis.PartyJoinApi.as_view(), name="party-join"),
     path("parties/<uuid:party_id>", apis.PartyDetailApi.as_view(), name="party-detail"),
     path("parties/<uuid:party_id>/leave", apis.PartyLeaveApi.as_view(), name="party-leave"),
+    path(
+        "parties/<uuid:party_id>/attributes",
+        apis.PartyAttributesApi.as_view(),
+        name="party-attributes",
+    ),
 ]
