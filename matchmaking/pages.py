@@ -18,20 +18,9 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from lobby import selectors as lobby_selectors
 from lobby import services as lobby_services
 from lobby.pages import player_required
-from matchmaking.rules import RulesError, parse_rules
-from matchmaking.selectors import profile_list, ticket_searching_for
+from matchmaking.selectors import rated_leaderboards, ticket_searching_for
 from matchmaking.services import ticket_snapshot
 from ratings import selectors as ratings_selectors
-
-
-def _rated_leaderboards() -> set[str]:
-    boards = set()
-    for profile in profile_list():
-        try:
-            boards.update(parse_rules(profile.rules).rated.values())
-        except RulesError:
-            continue  # the API refuses tickets for it too; nothing to show
-    return boards
 
 
 @ensure_csrf_cookie
@@ -50,7 +39,7 @@ def queue(request):
         # Leaderboard name -> the player's rating there (mu, sigma, ordinal, games, title, and
         # `listed`: whether its leaderboard page exists yet).
         "ratings": ratings_selectors.player_ratings_on(
-            player=player, leaderboard_names=_rated_leaderboards()
+            player=player, leaderboard_names=rated_leaderboards()
         ),
         "leaderboardsUrl": reverse("pages:leaderboards"),
     }

@@ -6,11 +6,23 @@ from django.utils import timezone
 from lobby.errors import NotFound
 from lobby.models import Player
 from matchmaking.models import Party, Profile, Ticket
+from matchmaking.rules import RulesError, parse_rules
 from matchmaking.shapes import PartyOut, TicketOut
 
 
 def profile_list():
     return Profile.objects.filter(enabled=True).order_by("name")
+
+
+def rated_leaderboards() -> set[str]:
+    """The leaderboards the open queues take a number from (docs/ratings.md, "Rated queues")."""
+    boards = set()
+    for profile in profile_list():
+        try:
+            boards.update(parse_rules(profile.rules).rated.values())
+        except RulesError:
+            continue  # the API refuses tickets for it too: it rates nobody
+    return boards
 
 
 def queue_stats() -> dict[int, dict]:
