@@ -139,6 +139,7 @@ def party_join(*, code: str, player: Player, ip: str) -> Party:
             if violated_constraint(exc) != PARTY_CONSTRAINT:
                 raise
             raise Conflict("already_in_party", "Leave your current party first.") from None
+        _party_changed(party)
     return party
 
 
@@ -151,6 +152,7 @@ def party_leave(*, party_id, player: Player) -> None:
             raise Forbidden("not_in_party", "You are not in this party.")
         for ticket in party.tickets.filter(status=Status.SEARCHING):
             _cancel(ticket)
+        told = list(party.members.filter(active=True).values_list("player_id", flat=True))
         if party.leader_id == player.pk:
             party.members.filter(active=True).update(active=False)
             party.disbanded_at = timezone.now()
@@ -158,14 +160,16 @@ def party_leave(*, party_id, player: Player) -> None:
         else:
             member.active = False
             member.save(update_fields=["active"])
+        # Everyone who was in it, the leaver too: a party with no members is disbanded.
+        _party_changed(party, also=told)
 
 
 def party_attributes_set(*, party_id, player: Player, attributes: dict | None) -> Party:
     """Set (or, with None, clear) the caller's own ticket attributes in its party; every member
-    gets `party.updated`. Stored as given: they are checked against a queue's rules only when
-    the leader queues there. Refused while the party searches (`409 party_searching`): its
-    ticket was made from the attributes of that moment, and a change that would only apply to
-    the next ticket would look applied when it is not."""
+    gets `party.updated` (as on a join or a leave). Stored as given: they are checked against a
+    queue's rules only when the leader queues there. Refused while the party searches (`409
+    party_searching`): its ticket was made from the attributes of that moment, and a change that
+    would only apply to the next ticket would look applied when it is not."""
     with transaction.atomic():
         party = Party.objects.select_for_update().filter(pk=party_id, disbanded_at=None).first()
         member = party and party.members.filter(player=player, active=True).first()
@@ -179,9 +183,14 @@ def party_attributes_set(*, party_id, player: Player, attributes: dict | None) -
             )
         member.attributes = attributes
         member.save(update_fields=["attributes"])
-        snapshot = party_snapshot(party)
-        events_emit(player_ids=snapshot["members"], type="party.updated", data=snapshot)
+        _party_changed(party)
     return party
+
+
+def _party_changed(party: Party, also=()) -> None:
+    """Every member (and `also`) learns the party as it is now: `party.updated`."""
+    snapshot = party_snapshot(party)
+    events_emit(player_ids={*snapshot["members"], *also}, type="party.updated", data=snapshot)
 
 
 # --- Tickets ---------------------------------------------------------------------------------

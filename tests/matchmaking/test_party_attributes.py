@@ -271,9 +271,33 @@ def test_every_member_hears_of_the_change_and_the_party_shows_it(squad, events_o
     assert shown["member_attributes"] == expected
     for member in (leader, friend):
         updates = [data for kind, data in events_of(member) if kind == "party.updated"]
-        assert updates == [shown]
+        assert updates[-1] == shown
     read = api_client_for(leader).get(f"/api/v1/matchmaking/parties/{party.pk}").json()
     assert read == shown
 
     cleared = _set(friend, party, None).json()
     assert cleared["member_attributes"][1]["attributes"] is None
+
+
+def test_joins_and_leaves_are_party_updated_events_for_everyone_who_was_in_it(events_of):  # noqa: F811
+    def members_seen(player):
+        return [data["members"] for kind, data in events_of(player) if kind == "party.updated"]
+
+    first, second = PlayerFactory(), PlayerFactory()
+    leader, party = _party(first)
+    services.party_join(code=party.code, player=second, ip="203.0.113.40")
+    services.party_leave(party_id=party.pk, player=first)
+    services.party_leave(party_id=party.pk, player=leader)  # the leader leaving disbands it
+
+    assert members_seen(leader) == [
+        [leader.pk, first.pk],
+        [leader.pk, first.pk, second.pk],
+        [leader.pk, second.pk],
+        [],
+    ]
+    assert members_seen(first) == [
+        [leader.pk, first.pk],
+        [leader.pk, first.pk, second.pk],
+        [leader.pk, second.pk],  # the leaver hears it is out; then nothing more
+    ]
+    assert members_seen(second) == [[leader.pk, first.pk, second.pk], [leader.pk, second.pk], []]
