@@ -515,7 +515,31 @@ async def _healthz(request, conf, secure, query):
     return status, body, [*headers, *conf.security[secure]]
 
 
-class _ReadyAnswers:
+class _Kept:
+    """Rendered answers kept in memory: at most `size`, the one filed longest ago forgotten first
+    (a put files its key anew). Reads take no lock: a dict read is atomic in CPython."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        return self.items.get(key)
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items.pop(key, None)
+            self.items[key] = value
+            while len(self.items) > self.size:
+                del self.items[next(iter(self.items))]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+class _ReadyAnswers(_Kept):
     """Each player's last assignment answer, kept with the `event_seq` read before it was built.
 
     Every change a player's assignment can see writes an event to that player in the same
@@ -524,28 +548,12 @@ class _ReadyAnswers:
     The sequence is read before the answer, so an answer is never filed under a newer one.
     """
 
-    def __init__(self, size: int = 50_000):
-        self.size = size
-        self.answers: dict[int, tuple[int, int, bytes]] = {}
-        self.lock = threading.Lock()
-
-    def get(self, player_id: int, event_seq: int):
-        kept = self.answers.get(player_id)
+    def answer(self, player_id: int, event_seq: int):
+        kept = self.get(player_id)
         return kept[1:] if kept is not None and kept[0] == event_seq else None
 
-    def put(self, player_id: int, event_seq: int, status: int, body: bytes) -> None:
-        with self.lock:
-            self.answers.pop(player_id, None)
-            self.answers[player_id] = (event_seq, status, body)
-            while len(self.answers) > self.size:
-                del self.answers[next(iter(self.answers))]
 
-    def clear(self) -> None:
-        with self.lock:
-            self.answers.clear()
-
-
-_ready = _ReadyAnswers()
+_ready = _ReadyAnswers(50_000)
 
 
 def _assignment_body(player_id: int) -> tuple[int, bytes]:
@@ -567,10 +575,10 @@ def _assignment_job(key, entry, if_none_match, request, conf, secure):
             return None
     _throttle_drf(entry, request, conf, secure, ASSIGNMENT)
     (event_seq,) = _compiled_query("event_seq", _event_seq_query).rows(player=entry.pk)[0]
-    answer = _ready.get(entry.pk, event_seq)
+    answer = _ready.answer(entry.pk, event_seq)
     if answer is None:
         answer = _assignment_body(entry.pk)
-        _ready.put(entry.pk, event_seq, *answer)
+        _ready.put(entry.pk, (event_seq, *answer))
     return _assignment_answer(entry.pk, event_seq, answer, if_none_match, conf, secure)
 
 
@@ -620,10 +628,10 @@ async def _assignment(request, conf, secure, query):
     event_seq = await _seq_reader().get(entry.pk)
     if event_seq is None:
         return None  # the player is gone: Django says what that means
-    answer = _ready.get(entry.pk, event_seq)
+    answer = _ready.answer(entry.pk, event_seq)
     if answer is None:
         answer = await _in_db_thread(_assignment_body, entry.pk)
-        _ready.put(entry.pk, event_seq, *answer)
+        _ready.put(entry.pk, (event_seq, *answer))
     return _assignment_answer(entry.pk, event_seq, answer, if_none_match, conf, secure)
 
 
@@ -940,31 +948,10 @@ def _lobby_state(lobby_id: str) -> tuple[int, str, frozenset] | None:
     return rows[0][0], rows[0][1], frozenset(row[2] for row in rows if row[2] is not None)
 
 
-class _KeptLobbies:
-    """Rendered lobby details by (lobby, version, seen by a member): a version is one state of
-    the lobby, members included, so its detail never changes (lobby.etags). Filed under the
-    version read in the same statement as the body."""
-
-    def __init__(self, size: int = 10_000):
-        self.size = size
-        self.bodies: dict[tuple, bytes] = {}
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> bytes | None:
-        return self.bodies.get(key)
-
-    def put(self, key: tuple, body: bytes) -> None:
-        with self.lock:
-            self.bodies[key] = body
-            while len(self.bodies) > self.size:
-                del self.bodies[next(iter(self.bodies))]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.bodies.clear()
-
-
-_kept_lobbies = _KeptLobbies()
+# Rendered lobby details by (lobby, version, seen by a member): a version is one state of the
+# lobby, members included, so its detail never changes (lobby.etags). Filed under the version read
+# in the same statement as the body.
+_kept_lobbies = _Kept(10_000)
 
 
 def _lobby_job(key, entry, lobby_id, if_none_match, request, conf, secure):
