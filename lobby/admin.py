@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from config.admin_base import ReadOnlyAdmin
 from config.audit import operator_action
 from lobby import services
 from lobby.models import Lobby, Player
@@ -34,7 +35,7 @@ class HasRelayFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lobby)
-class LobbyAdmin(admin.ModelAdmin):
+class LobbyAdmin(ReadOnlyAdmin):
     list_display = ("name", "state", "host", "players", "region", "mode", "visibility",
                     "relay", "created_at")  # fmt: skip
     list_filter = ("state", HasRelayFilter, AgeFilter, "visibility", "mode", "region")
@@ -87,16 +88,9 @@ class LobbyAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("host", "relay_session")
 
-    def has_add_permission(self, request):
-        return False  # players create lobbies through the API, so every rule and event applies
-
-    def has_change_permission(self, request, obj=None):
-        return False  # read only: End and Retry are the ways an operator changes a lobby
-
-    def has_delete_permission(self, request, obj=None):
-        # A deleted row tells nobody: members wait on a dead room and its relay session runs on.
-        # "End lobby" closes it through the service.
-        return False
+    # Read only: players create lobbies through the API, so every rule and event applies; End
+    # and Retry are the ways an operator changes one (a deleted row would tell nobody: members
+    # would wait on a dead room and its relay session run on).
 
     @admin.display(description="players", ordering="member_count")
     def players(self, lobby):

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from config.admin_base import ReadOnlyAdmin
 from lobby.errors import ServiceError
 from moderation import selectors, services
 from moderation.models import AuditEntry, Ban, ChatMessage, PlayerModeration, Report
@@ -68,19 +69,8 @@ def _messages_table(rows):
     )
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Report)
-class ReportAdmin(_ReadOnly):
+class ReportAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "reported_player", "reason", "status", "reporter", "evidence_n")
     list_filter = ("status", "reason")
     search_fields = ("reported__display_name", "reporter__display_name", "note")
@@ -164,7 +154,7 @@ class ReportAdmin(_ReadOnly):
 
 
 @admin.register(Ban)
-class BanAdmin(_ReadOnly):
+class BanAdmin(ReadOnlyAdmin):
     list_display = ("player_link", "created_at", "until", "in_force", "reason", "created_by")
     list_filter = ("lifted_at",)
     search_fields = ("player__display_name", "reason")
@@ -198,7 +188,7 @@ class BanAdmin(_ReadOnly):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(_ReadOnly):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Read only, for everyone: nobody edits or deletes what operators did."""
 
     list_display = ("at", "actor_name", "action", "target_repr", "reason")
@@ -211,7 +201,7 @@ class AuditEntryAdmin(_ReadOnly):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(_ReadOnly):
+class ChatMessageAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "display_name", "text", "lobby")
     search_fields = ("text", "display_name")
     date_hierarchy = "created_at"
@@ -221,7 +211,7 @@ class ChatMessageAdmin(_ReadOnly):
 
 
 @admin.register(PlayerModeration)
-class PlayerModerationAdmin(_ReadOnly):
+class PlayerModerationAdmin(ReadOnlyAdmin):
     """One page per player: its reports, bans, recent messages, and the ban form."""
 
     list_display = ("display_name", "is_guest", "created_at")

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.admin_base import ReadOnlyAdmin
 from config.audit import operator_action
 from relays import services, tasks
 from relays.models import RelaySession, Seat, UnownedSession
@@ -62,7 +63,7 @@ class SeatInline(admin.TabularInline):
 
 
 @admin.register(RelaySession)
-class RelaySessionAdmin(admin.ModelAdmin):
+class RelaySessionAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "owner", "status", "relay_ip", "server_port", "client_port",
                     "created_at", "last_error")  # fmt: skip
     list_filter = ("status", AgeFilter)
@@ -81,16 +82,9 @@ class RelaySessionAdmin(admin.ModelAdmin):
     def masked_session_token(self, session):
         return mask(session.session_token)
 
-    def has_add_permission(self, request):
-        return False  # sessions are opened by lobbies and matches, not by hand
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Deleting the row alone would leave the Edgegap session running and its lobby waiting:
-        # "Delete at Edgegap" closes it through the service instead, and the lobby is told.
-        return False
+    # Read only: sessions are opened by lobbies and matches, not by hand; deleting the row alone
+    # would leave the Edgegap session running and its lobby waiting, so "Delete at Edgegap"
+    # closes it through the service instead, and the lobby is told.
 
     def get_urls(self):
         # POST only: a state change never happens on a GET (link prefetch, a crawler).
@@ -129,19 +123,10 @@ class RelaySessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(UnownedSession)
-class UnownedSessionAdmin(admin.ModelAdmin):
+class UnownedSessionAdmin(ReadOnlyAdmin):
     """Strangers seen at Edgegap, kept by reconciliation to time their grace period: read only
     (a row added by hand means nothing, and a deleted one only restarts the grace)."""
 
     list_display = ("session_id", "ours", "first_seen_at")
     list_filter = ("ours",)
     readonly_fields = ("session_id", "ours", "first_seen_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
