@@ -313,21 +313,22 @@ def _report_close(report: Report, status: str, actor, resolution: str) -> None:
 
 def report_dismiss(*, report: Report, actor, note: str = "") -> bool:
     """Close an open report without action. False when it was handled already."""
-    with transaction.atomic():
-        report = Report.objects.select_for_update().get(pk=report.pk)
-        if report.status != Report.Status.OPEN:
-            return False
-        _report_close(report, Report.Status.DISMISSED, actor, note.strip() or "no action needed")
-        return True
+    note = note.strip() or "no action needed"
+    return _report_close_open(report, Report.Status.DISMISSED, actor, note)
 
 
 def report_resolve(*, report: Report, actor, note: str = "") -> bool:
-    """Close an open report as acted upon outside a ban (a warning, a rename)."""
+    """Close an open report as acted upon outside a ban (a warning, a rename). False when it
+    was handled already."""
+    return _report_close_open(report, Report.Status.RESOLVED, actor, note.strip() or "resolved")
+
+
+def _report_close_open(report: Report, status: str, actor, note: str) -> bool:
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report.pk)
         if report.status != Report.Status.OPEN:
             return False
-        _report_close(report, Report.Status.RESOLVED, actor, note.strip() or "resolved")
+        _report_close(report, status, actor, note)
         return True
 
 
