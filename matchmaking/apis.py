@@ -10,7 +10,7 @@ from config.openapi import errors
 from lobby.ip import client_ip
 from lobby.throttles import IpThrottle, JoinCodeThrottle, PlayerThrottle
 from matchmaking import selectors, services
-from matchmaking.rules import MAX_LIST_ITEMS, MAX_NAME_LENGTH, MAX_STRING_LENGTH
+from matchmaking.rules import attributes_shape_problem
 from matchmaking.shapes import PartyOut, TicketOut
 
 
@@ -137,34 +137,6 @@ class PartyLeaveApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _attribute_value_problem(value) -> str | None:
-    """Why a value fits no rule type's attribute at all (a string, a number, a list of strings,
-    an object of region -> number, within the rules' limits), or None. Which rule reads it, and
-    its own checks, are a queue's business when the leader queues there."""
-    if isinstance(value, str):
-        return (
-            None if len(value) <= MAX_STRING_LENGTH else f"at most {MAX_STRING_LENGTH} characters"
-        )
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return None  # finite and in range: the input policy saw to that
-    if isinstance(value, list):
-        if len(value) > MAX_LIST_ITEMS:
-            return f"at most {MAX_LIST_ITEMS} items"
-        if not all(isinstance(v, str) and len(v) <= MAX_STRING_LENGTH for v in value):
-            return f"a list must hold strings of at most {MAX_STRING_LENGTH} characters"
-        return None
-    if isinstance(value, dict):
-        if len(value) > MAX_LIST_ITEMS:
-            return f"at most {MAX_LIST_ITEMS} regions"
-        if not all(
-            len(k) <= MAX_STRING_LENGTH and isinstance(v, int | float) and not isinstance(v, bool)
-            for k, v in value.items()
-        ):
-            return f"an object must map names of at most {MAX_STRING_LENGTH} characters to numbers"
-        return None
-    return "must be a string, a number, a list of strings or an object of numbers"
-
-
 class PartyAttributesApi(APIView):
     class PartyAttributesIn(serializers.Serializer):
         attributes = serializers.DictField(
@@ -176,16 +148,9 @@ class PartyAttributesApi(APIView):
         def validate_attributes(self, value):
             if value is None:
                 return None
-            if len(value) > MAX_LIST_ITEMS:
-                raise serializers.ValidationError(f"At most {MAX_LIST_ITEMS} attributes.")
-            for name, item in value.items():
-                if not name or len(name) > MAX_NAME_LENGTH:
-                    raise serializers.ValidationError(
-                        f"Names are 1 to {MAX_NAME_LENGTH} characters."
-                    )
-                problem = _attribute_value_problem(item)
-                if problem:
-                    raise serializers.ValidationError(f"{name}: {problem}.")
+            problem = attributes_shape_problem(value)
+            if problem:
+                raise serializers.ValidationError(problem)
             return value
 
     @extend_schema(

@@ -45,9 +45,9 @@ value is accepted), so a match's capacity never changes. Because every step is a
 as the one before, "the strictest rules among a match's tickets" is simply the lowest step.
 
 Public API: `parse_rules`, `Rules` (`.steps`, `.step_at`, `.effective`, `.seconds_to_next_step`),
-`effective_rules`, `validate_attributes`, `merge_party_attributes`, `RulesError`,
-`AttributesError` (with `AttributeProblem`s, each a `Problem` code and its parameters),
-`EXAMPLE_RULES`.
+`effective_rules`, `validate_attributes`, `merge_party_attributes`, `attributes_shape_problem`,
+`RulesError`, `AttributesError` (with `AttributeProblem`s, each a `Problem` code and its
+parameters), `EXAMPLE_RULES`.
 """
 
 from __future__ import annotations
@@ -555,6 +555,49 @@ def parse_rules(data: Any) -> Rules:
 
 
 # -- ticket attributes ----------------------------------------------------------------------------
+
+
+def attributes_shape_problem(attributes: Mapping[str, Any]) -> str | None:
+    """Why ``attributes`` could fit no queue's rules whatever they are (too many names, a name
+    too long, a value of no rule type's shape), or None. A party member's own attributes are
+    checked this far when set: which rules read them is known only when the leader queues."""
+    if len(attributes) > MAX_LIST_ITEMS:
+        return f"At most {MAX_LIST_ITEMS} attributes."
+    for name, value in attributes.items():
+        if not name or len(name) > MAX_NAME_LENGTH:
+            return f"Names are 1 to {MAX_NAME_LENGTH} characters."
+        problem = _value_shape_problem(value)
+        if problem:
+            return f"{name}: {problem}."
+    return None
+
+
+def _value_shape_problem(value) -> str | None:
+    """Why a value fits no rule type's attribute at all (a string, a number, a list of strings,
+    an object of region -> number, within the rules' limits), or None. Which rule reads it, and
+    its own checks, are a queue's business when the leader queues there."""
+    if isinstance(value, str):
+        return (
+            None if len(value) <= MAX_STRING_LENGTH else f"at most {MAX_STRING_LENGTH} characters"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return None  # finite and in range: the input policy saw to that
+    if isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"at most {MAX_LIST_ITEMS} items"
+        if not all(isinstance(v, str) and len(v) <= MAX_STRING_LENGTH for v in value):
+            return f"a list must hold strings of at most {MAX_STRING_LENGTH} characters"
+        return None
+    if isinstance(value, dict):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"at most {MAX_LIST_ITEMS} regions"
+        if not all(
+            len(k) <= MAX_STRING_LENGTH and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in value.items()
+        ):
+            return f"an object must map names of at most {MAX_STRING_LENGTH} characters to numbers"
+        return None
+    return "must be a string, a number, a list of strings or an object of numbers"
 
 
 def _check_attribute(rule: AttributeRule, value: Any) -> tuple[Any, AttributeProblem | None]:
