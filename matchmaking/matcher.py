@@ -664,7 +664,7 @@ class _Grower:
         host_players = tickets[host].players
         quality = None
         if pool.sigma is not None and len(teams) > 1:
-            quality = match_quality([_team_sums(team, pool) for team in teams])
+            quality = match_quality(_team_sums(teams, pool))
         self.matches.append(
             Match(
                 tuple(ids),
@@ -710,18 +710,23 @@ def _extra_numbers_fit(c, extra_values, extra_lo, extra_hi, extra_max, step) -> 
 MAX_SPLIT_GROUPS = 12  # two teams from up to 12 groups: at most 2048 splits are tried
 
 
-def _team_sums(team: list[int], pool: _Pool) -> tuple[float, float, int]:
-    """A team as the rating model sees it: summed mu, summed sigma squared, players. A party's
-    ticket carries its mean mu and root-mean-square sigma, so it counts both once per member."""
+def _team_sums(teams: list[list[int]], pool: _Pool) -> list[tuple[float, float, int]]:
+    """The teams as the rating model sees them: each one's summed mu, summed sigma squared and
+    players. A party's ticket carries its mean mu and root-mean-square sigma, so it counts both
+    once per member. (All teams in one call: it runs once per rated match.)"""
     value, sigma, size = pool.value, pool.sigma, pool.size
-    mu = var = 0.0
-    players = 0
-    for c in team:
-        n = size[c]
-        mu += value[c] * n
-        var += sigma[c] * sigma[c] * n
-        players += n
-    return mu, var, players
+    sums = []
+    for team in teams:
+        mu = var = 0.0
+        players = 0
+        for c in team:
+            n = size[c]
+            s = sigma[c]
+            mu += value[c] * n
+            var += s * s * n
+            players += n
+        sums.append((mu, var, players))
+    return sums
 
 
 def _balance_by_quality(

@@ -22,6 +22,7 @@ from openskill.models import PlackettLuce
 MU = 1500.0  # 25 * 60
 SIGMA = 500.0  # 25/3 * 60
 BETA = 250.0  # 25/6 * 60
+BETA_SQ = BETA * BETA
 TAU = 5.0  # 25/300 * 60: keeps sigma from freezing, so a player's rating can still move
 
 MODEL = PlackettLuce(mu=MU, sigma=SIGMA, beta=BETA, tau=TAU)
@@ -61,26 +62,31 @@ def match_quality(teams: Sequence[tuple[float, float, int]]) -> float:
     teams draw, relative to the probability that two equal sides of certain players draw (in the
     limit of a small draw margin). 1 for equal teams of certain players; lower the further apart
     the teams' summed mu and the less sure the model is of its players. Unlike Plackett-Luce's own
-    ``predict_draw`` (at most 1/2 for two teams, 1/3 for three), it reads on the same 0..1 scale
+    ``predict_draw`` (at most 1/2 for two teams, less for more), it reads on the same 0..1 scale
     whatever the number and size of the teams, which is what lets a queue, the matcher's
     explanations and an operator compare matches. For two teams of n players in all, with
     c^2 = n beta^2 + every player's sigma^2: ``sqrt(n beta^2 / c^2) * exp(-(mu_A - mu_B)^2 /
     (2 c^2))``; with more teams, the mean over pairs of teams. One definition, used by the matcher
     (its hot path passes sums), the lobby's metadata and the result.
     """
-    beta_sq = BETA * BETA
+    if len(teams) == 2:  # the common case, once per rated match: no loop over pairs
+        return _pair_quality(teams[0], teams[1])
     total = 0.0
     pairs = 0
     for a in range(len(teams)):
-        mu_a, var_a, n_a = teams[a]
         for b in range(a + 1, len(teams)):
-            mu_b, var_b, n_b = teams[b]
-            spread = (n_a + n_b) * beta_sq
-            c_sq = spread + var_a + var_b
-            diff = mu_a - mu_b
-            total += math.sqrt(spread / c_sq) * math.exp(-diff * diff / (2.0 * c_sq))
+            total += _pair_quality(teams[a], teams[b])
             pairs += 1
     return total / pairs if pairs else 1.0
+
+
+def _pair_quality(a: tuple[float, float, int], b: tuple[float, float, int]) -> float:
+    mu_a, var_a, n_a = a
+    mu_b, var_b, n_b = b
+    spread = (n_a + n_b) * BETA_SQ
+    c_sq = spread + var_a + var_b
+    diff = mu_a - mu_b
+    return math.sqrt(spread / c_sq) * math.exp(-diff * diff / (2.0 * c_sq))
 
 
 def quality(teams: Sequence[Sequence[Skill]]) -> float:
